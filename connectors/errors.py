@@ -1,0 +1,84 @@
+"""The gateway's exception tree.
+
+    GatewayError
+    ├── ChannelError             a platform API call failed (outbound or polling)
+    │   ├── ChannelUnavailable   5xx, timeout, connection refused: retry later
+    │   ├── ChannelRateLimited   the platform asked us to slow down (``retry_after`` seconds)
+    │   └── ChannelAuthError     credentials refused: retrying will not help
+    ├── PayloadError             an inbound payload was refused (``reason`` labels the metric)
+    │   ├── InvalidSignature     missing/wrong signature or stale timestamp: 401/403, nothing kept
+    │   ├── MalformedPayload     authenticated but unreadable: 400, raw body quarantined
+    │   └── UnsupportedMessage   authenticated, readable, but of a kind we cannot map: 422, quarantined
+    ├── OutboxUnavailable        the durable outbox could not be written: 503, the sender retries
+    └── SinkUnavailable          the stream sink (Kafka, file) refused or timed out: retried
+
+Messages never contain secrets or raw customer contacts; ``reason`` is a short
+stable label (``bad_signature``, ``invalid_json``...) for metrics and the quarantine table.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class ChannelError(GatewayError):
+    """Talking to a platform's API failed."""
+
+
+class ChannelUnavailable(ChannelError):
+    """The platform is down or timed out; the call may succeed later."""
+
+
+class ChannelRateLimited(ChannelError):
+    """The platform asked us to slow down."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ChannelAuthError(ChannelError):
+    """The platform refused our credentials; retrying will not help."""
+
+
+class PayloadError(GatewayError):
+    """An inbound payload was refused. ``status`` is the HTTP answer given to the sender."""
+
+    status: int = 400
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class InvalidSignature(PayloadError):
+    """Missing or wrong signature, or a timestamp outside the allowed window.
+
+    A missing credential answers 401, a wrong one 403. Nothing is stored.
+    """
+
+    def __init__(self, message: str, reason: str, *, missing: bool = False) -> None:
+        super().__init__(message, reason)
+        self.status = 401 if missing else 403
+
+
+class MalformedPayload(PayloadError):
+    """The payload was authenticated but cannot be read; its raw body is quarantined."""
+
+    status = 400
+
+
+class UnsupportedMessage(PayloadError):
+    """The payload is readable but of a kind this channel cannot map; quarantined."""
+
+    status = 422
+
+
+class OutboxUnavailable(GatewayError):
+    """The durable outbox could not take the record; the webhook is answered 503."""
+
+
+class SinkUnavailable(GatewayError):
+    """The stream sink did not acknowledge a batch; the publisher retries it."""

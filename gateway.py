@@ -1,0 +1,275 @@
+"""complaint-gateway: the composition root and command line.
+
+This is the only place that reads settings and builds long-lived resources
+(the registry, the outbox, the sink, the publisher, the HTTP app); everything
+else receives what it needs. ``python gateway.py ...`` and the
+``complaint-gateway`` console script are the same program.
+
+Subcommands: ``serve``, ``demo``, ``check-config``, ``replay``, ``quarantine``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+
+from connectors.base import WebhookConnector
+from dedupe.store import MemoryDedupeStore
+from outbox.kafka import KafkaSink
+from outbox.publisher import Publisher
+from outbox.sinks import JsonLinesSink, Sink
+from outbox.sqlite import SQLiteOutbox
+from service.clock import Clock, SystemClock
+from service.http import WebhookServer
+from service.intake import Intake
+from service.logs import configure_logging
+from service.metrics import GatewayMetrics
+from service.registry import Registry, RegistryError
+from service.settings import GatewaySettingsBase, load_settings
+
+log = logging.getLogger("gateway")
+
+
+@dataclass
+class Gateway:
+    """A running gateway: its ASGI app and the parts tests and the demo look at."""
+
+    settings: GatewaySettingsBase
+    app: Starlette
+    outbox: SQLiteOutbox
+    sink: Sink
+    publisher: Publisher
+    metrics: GatewayMetrics
+    dedupe: MemoryDedupeStore
+    connectors: dict[str, WebhookConnector]
+
+
+def build_sink(settings: GatewaySettingsBase) -> Sink:
+    if settings.kafka.bootstrap_servers:
+        return KafkaSink(
+            settings.kafka.topic,
+            settings.kafka.producer_options(),
+            timeout=settings.kafka.request_timeout_ms / 1000,
+        )
+    return JsonLinesSink(settings.jsonl_path)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    settings: GatewaySettingsBase,
+    registry: Registry,
+    *,
+    clock: Clock | None = None,
+    sink: Sink | None = None,
+) -> AsyncIterator[Gateway]:
+    """Open the outbox, start the publisher, build the app; close everything on exit."""
+    clock = clock or SystemClock()
+    async with contextlib.AsyncExitStack() as stack:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        outbox = await SQLiteOutbox.open(
+            settings.outbox_path, synchronous=settings.outbox.synchronous
+        )
+        stack.push_async_callback(outbox.aclose)
+        sink = sink or build_sink(settings)
+        stack.push_async_callback(sink.aclose)
+        metrics = GatewayMetrics(lambda: outbox.pending)
+
+        window = timedelta(seconds=settings.dedupe.window_seconds)
+        dedupe = MemoryDedupeStore(clock, window)
+        warmed = dedupe.warm(await outbox.recent_keys(clock.now() - window))
+
+        publisher = Publisher(
+            outbox, sink, clock,
+            batch_size=settings.outbox.batch_size,
+            retention=timedelta(days=settings.outbox.retention_days),
+            on_published=metrics.record_published,
+            on_failure=lambda exc: metrics.publish_failures.inc(),
+        )
+        connectors = {
+            name: registry.connectors[name](section, clock)
+            for name, section in settings.enabled_connectors().items()
+        }
+        intake = Intake(registry.normalizers, dedupe, outbox, metrics, publisher.notify)
+        server = WebhookServer(
+            connectors, intake, outbox, sink, metrics, clock, settings.http
+        )
+        task = asyncio.create_task(publisher.run(), name="publisher")
+
+        async def stop_publisher() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        stack.push_async_callback(stop_publisher)
+        log.info(
+            "gateway ready: channels %s, sink %s, %d pending in outbox, %d dedupe keys warmed",
+            ", ".join(connectors) or "(none configured)", sink.name, outbox.pending, warmed,
+        )
+        yield Gateway(
+            settings, server.app(), outbox, sink, publisher, metrics, dedupe, connectors
+        )
+
+
+async def serve(settings: GatewaySettingsBase, registry: Registry) -> None:
+    import uvicorn
+
+    async with running_gateway(settings, registry) as gateway:
+        config = uvicorn.Config(
+            gateway.app,
+            host=settings.http.host,
+            port=settings.http.port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_keep_alive=15,
+        )
+        await uvicorn.Server(config).serve()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(gateway.publisher.drain(), 5)
+
+
+def _load(args: argparse.Namespace) -> tuple[GatewaySettingsBase, Registry]:
+    registry = Registry.from_entry_points()
+    config = args.config or None
+    return load_settings(registry, Path(config) if config else None), registry
+
+
+def _print_validation(error: ValidationError) -> None:
+    print(f"{error.error_count()} problem(s) in the configuration:", file=sys.stderr)
+    for item in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in item["loc"])
+        print(f"  - {where}: {item['msg']}", file=sys.stderr)
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} needs a timezone (e.g. Z or +08:00)")
+    return parsed
+
+
+async def replay(
+    settings: GatewaySettingsBase,
+    *,
+    record_ids: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    dry_run: bool,
+) -> int:
+    outbox = await SQLiteOutbox.open(settings.outbox_path)
+    sink = build_sink(settings)
+    try:
+        entries = await outbox.select(record_ids=record_ids, since=since, until=until)
+        missing = set(record_ids) - {e.record_id for e in entries}
+        for record_id in sorted(missing):
+            print(f"not in the outbox: {record_id}", file=sys.stderr)
+        if not dry_run and entries:
+            for start in range(0, len(entries), settings.outbox.batch_size):
+                await sink.publish(entries[start : start + settings.outbox.batch_size])
+        verb = "would re-publish" if dry_run else "re-published"
+        print(f"{verb} {len(entries)} record(s) to {sink.name}")
+        for entry in entries:
+            print(f"  {entry.received_at}  {entry.channel:<8} {entry.record_id}")
+        return 1 if missing else 0
+    finally:
+        await sink.aclose()
+        await outbox.aclose()
+
+
+async def show_quarantine(settings: GatewaySettingsBase, limit: int) -> None:
+    outbox = await SQLiteOutbox.open(settings.outbox_path)
+    try:
+        for item in await outbox.quarantined(limit):
+            print(f"#{item.id} {item.received_at} {item.channel} {item.reason}: {item.detail}")
+            print(f"    {len(item.body)} bytes: {item.body[:120]!r}")
+    finally:
+        await outbox.aclose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="complaint-gateway",
+        description="Collect complaints from every channel into one deduplicated stream.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML settings file (default: $GATEWAY_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", parents=[common], help="run the webhook server and the publisher")
+    demo = sub.add_parser("demo", help="run the gateway and send it sample complaints")
+    demo.add_argument("--data-dir", help="keep the demo's outbox and stream here")
+    sub.add_parser("check-config", parents=[common], help="validate the settings, list all problems")
+    rp = sub.add_parser("replay", parents=[common], help="re-publish records from the outbox")
+    rp.add_argument("--record-id", action="append", default=[], help="a record id (repeatable)")
+    rp.add_argument("--since", type=_parse_time, help="received at or after (RFC 3339)")
+    rp.add_argument("--until", type=_parse_time, help="received at or before (RFC 3339)")
+    rp.add_argument("--dry-run", action="store_true", help="list, do not publish")
+    qp = sub.add_parser("quarantine", parents=[common], help="list quarantined payloads")
+    qp.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "config", None):
+        args.config = os.environ.get("GATEWAY_CONFIG")
+    if args.command == "demo":
+        from service.demo import run_demo
+
+        registry = Registry.from_entry_points()
+        return asyncio.run(run_demo(registry, Path(args.data_dir) if args.data_dir else None))
+    try:
+        settings, registry = _load(args)
+    except ValidationError as exc:
+        _print_validation(exc)
+        return 2
+    except (RegistryError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if args.command == "check-config":
+        enabled = ", ".join(settings.enabled_connectors()) or "none"
+        sink = f"kafka topic {settings.kafka.topic}" if settings.kafka.bootstrap_servers else (
+            f"JSON Lines {settings.jsonl_path}"
+        )
+        print(f"configuration is valid: channels {enabled}; stream to {sink}")
+        return 0
+    if args.command == "serve":
+        _run(serve(settings, registry))
+        return 0
+    if args.command == "replay":
+        if not (args.record_id or args.since or args.until):
+            print("error: give --record-id, --since or --until", file=sys.stderr)
+            return 2
+        return asyncio.run(
+            replay(settings, record_ids=args.record_id, since=args.since, until=args.until,
+                   dry_run=args.dry_run)
+        )
+    if args.command == "quarantine":
+        asyncio.run(show_quarantine(settings, args.limit))
+        return 0
+    return 2
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,382 @@
+"""The durable outbox: SQLite in WAL mode, written through one group-committing thread.
+
+A webhook is answered only after its record is here, so this is where
+"acknowledged means never lost" is kept. All database work runs on one
+writer thread: whatever jobs are queued when it wakes run in one transaction
+with one commit (one fsync), so hundreds of concurrent webhooks cost a handful
+of commits instead of hundreds. Each job runs inside a savepoint, so one bad
+job fails alone.
+
+Tables:
+
+* ``outbox``: one row per record, in arrival order (``seq``), unique
+  ``record_id``, the record JSON, the raw payload, and ``sent_at`` once the
+  sink acknowledged it. Sent rows are pruned after the retention period.
+* ``quarantine``: authenticated payloads that could not be read, kept verbatim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from connectors.errors import OutboxUnavailable
+from schemas import ComplaintRecord
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL UNIQUE,
+    channel TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    record BLOB NOT NULL,
+    raw BLOB NOT NULL,
+    raw_media_type TEXT NOT NULL,
+    sent_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_received ON outbox(received_at);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A record as stored: what the sinks publish."""
+
+    seq: int
+    record_id: str
+    channel: str
+    customer_id: str
+    received_at: str
+    record_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    record: ComplaintRecord
+    source_key: str
+    raw: bytes
+    raw_media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedPayload:
+    id: int
+    received_at: str
+    channel: str
+    reason: str
+    detail: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+_STOP = object()
+
+
+class SQLiteOutbox:
+    """The embedded outbox. Create with :meth:`open`, close with :meth:`aclose`."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: Literal["full", "normal"] = "full",
+        max_batch: int = 512,
+    ) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._max_batch = max_batch
+        self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pending = 0
+        self.commits = 0
+
+    @classmethod
+    async def open(cls, path: Path, **options: Any) -> SQLiteOutbox:
+        outbox = cls(path, **options)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        outbox._thread = threading.Thread(
+            target=outbox._run, args=(ready, asyncio.get_running_loop()),
+            name="outbox-writer", daemon=True,
+        )
+        outbox._thread.start()
+        await ready
+        outbox._pending = await outbox._call(
+            lambda c: c.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+        )
+        return outbox
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def _run(self, ready: asyncio.Future[None], loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            conn = self._connect()
+        except Exception as exc:
+            loop.call_soon_threadsafe(ready.set_exception, OutboxUnavailable(str(exc)))
+            return
+        loop.call_soon_threadsafe(ready.set_result, None)
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is _STOP:
+                    return
+                batch: list[_Job] = [first]  # type: ignore[list-item]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is _STOP:
+                        stop = True
+                        break
+                    batch.append(job)  # type: ignore[arg-type]
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, _, _ in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    results.append((True, fn(conn)))
+                    conn.execute("RELEASE job")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((False, exc))
+            conn.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:  # the commit itself failed (disk full, I/O error)
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            failure = OutboxUnavailable(f"outbox commit failed: {exc}")
+            results = [(False, failure)] * len(batch)
+        for (_, future, loop), (ok, value) in zip(batch, results, strict=True):
+            loop.call_soon_threadsafe(_settle, future, ok, value)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._thread is None or not self._thread.is_alive():
+            raise OutboxUnavailable("the outbox is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, future, loop))
+        return await future
+
+    # -- the outbox API ----------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Records written but not yet acknowledged by the sink."""
+        return self._pending
+
+    async def append(self, entries: Sequence[NewEntry]) -> list[bool]:
+        """Write records durably; for each, True if new, False if its record_id was already in.
+
+        Returns only after the commit. Raises :class:`OutboxUnavailable` if it failed.
+        """
+
+        def insert(conn: sqlite3.Connection) -> list[bool]:
+            added = []
+            for entry in entries:
+                record = entry.record
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO outbox (record_id, channel, source_key, customer_id,"
+                    " received_at, record, raw, raw_media_type) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        record.record_id,
+                        record.channel,
+                        entry.source_key,
+                        record.customer.id,
+                        _iso(record.received_at),
+                        record.to_json_bytes(),
+                        entry.raw,
+                        entry.raw_media_type,
+                    ),
+                )
+                added.append(cursor.rowcount == 1)
+            return added
+
+        try:
+            added = await self._call(insert)
+        except sqlite3.Error as exc:
+            raise OutboxUnavailable(f"outbox write failed: {exc}") from exc
+        self._pending += sum(added)
+        return added
+
+    async def pending_batch(self, limit: int) -> list[OutboxEntry]:
+        """The oldest unsent records, in arrival order."""
+        rows = await self._call(
+            lambda c: c.execute(
+                "SELECT seq, record_id, channel, customer_id, received_at, record FROM outbox"
+                " WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [OutboxEntry(*row) for row in rows]
+
+    async def mark_sent(self, seqs: Sequence[int], at: datetime) -> None:
+        stamp = _iso(at)
+
+        def update(conn: sqlite3.Connection) -> int:
+            cursor = conn.executemany(
+                "UPDATE outbox SET sent_at = ? WHERE seq = ? AND sent_at IS NULL",
+                [(stamp, seq) for seq in seqs],
+            )
+            return cursor.rowcount
+
+        changed = await self._call(update)
+        self._pending = max(0, self._pending - changed)
+
+    async def prune(self, sent_before: datetime) -> int:
+        """Delete sent records older than ``sent_before``; unsent ones are never deleted."""
+        return await self._call(
+            lambda c: c.execute(
+                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
+                (_iso(sent_before),),
+            ).rowcount
+        )
+
+    async def recent_keys(self, since: datetime) -> list[tuple[str, str, datetime]]:
+        """(channel:source_key, record_id, received_at) of records since ``since``: warms dedupe."""
+        rows = await self._call(
+            lambda c: c.execute(
+                "SELECT channel || ':' || source_key, record_id, received_at FROM outbox"
+                " WHERE received_at >= ? ORDER BY seq",
+                (_iso(since),),
+            ).fetchall()
+        )
+        return [(key, rid, datetime.fromisoformat(at)) for key, rid, at in rows]
+
+    async def select(
+        self,
+        *,
+        record_ids: Iterable[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[OutboxEntry]:
+        """Stored records by id or by received time (both bounds inclusive), in arrival order."""
+        ids = list(record_ids)
+        clauses, params = [], []
+        if ids:
+            clauses.append(f"record_id IN ({','.join('?' * len(ids))})")
+            params.extend(ids)
+        if since is not None:
+            clauses.append("received_at >= ?")
+            params.append(_iso(since))
+        if until is not None:
+            clauses.append("received_at <= ?")
+            params.append(_iso(until))
+        where = " AND ".join(clauses) or "1"
+        rows = await self._call(
+            lambda c: c.execute(
+                "SELECT seq, record_id, channel, customer_id, received_at, record FROM outbox"
+                f" WHERE {where} ORDER BY seq",
+                params,
+            ).fetchall()
+        )
+        return [OutboxEntry(*row) for row in rows]
+
+    async def raw_payload(self, record_id: str) -> tuple[bytes, str] | None:
+        row = await self._call(
+            lambda c: c.execute(
+                "SELECT raw, raw_media_type FROM outbox WHERE record_id = ?", (record_id,)
+            ).fetchone()
+        )
+        return (bytes(row[0]), row[1]) if row else None
+
+    async def quarantine(
+        self,
+        *,
+        channel: str,
+        reason: str,
+        detail: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        at: datetime,
+    ) -> int:
+        """Keep an unreadable payload verbatim for inspection; returns its quarantine id."""
+        return await self._call(
+            lambda c: c.execute(
+                "INSERT INTO quarantine (received_at, channel, reason, detail, headers, body)"
+                " VALUES (?,?,?,?,?,?)",
+                (_iso(at), channel, reason, detail, json.dumps(dict(headers)), body),
+            ).lastrowid
+            or 0
+        )
+
+    async def quarantined(self, limit: int = 100) -> list[QuarantinedPayload]:
+        rows = await self._call(
+            lambda c: c.execute(
+                "SELECT id, received_at, channel, reason, detail, headers, body FROM quarantine"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [
+            QuarantinedPayload(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), bytes(r[6]))
+            for r in rows
+        ]
+
+    async def check_writable(self) -> None:
+        """Raise :class:`OutboxUnavailable` unless a write transaction can be taken now."""
+        try:
+            await self._call(lambda c: c.execute("CREATE TEMP TABLE IF NOT EXISTS ping (x)"))
+        except sqlite3.Error as exc:
+            raise OutboxUnavailable(f"outbox is not writable: {exc}") from exc
+
+    async def aclose(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._jobs.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

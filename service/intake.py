@@ -1,0 +1,91 @@
+"""Taking events in: normalize, drop redeliveries, write durably to the outbox.
+
+:meth:`Intake.accept` returns only once every new record is committed to the
+outbox; the webhook is answered after that. Dedupe state is written after the
+outbox commit, so a crash between the two can only make a redelivery be
+checked again (and absorbed by the outbox's unique record_id), never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from connectors.base import Outcome
+from connectors.errors import MalformedPayload
+from dedupe.store import DedupeStore
+from normalizer.base import Normalizer, NotAComplaint
+from outbox.sqlite import NewEntry, SQLiteOutbox
+from schemas import ComplaintRecord, RawEvent
+from service.logs import mask_id
+from service.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    def __init__(
+        self,
+        normalizers: Mapping[str, Normalizer],
+        dedupe: DedupeStore,
+        outbox: SQLiteOutbox,
+        metrics: GatewayMetrics,
+        on_accepted: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._normalizers = normalizers
+        self._dedupe = dedupe
+        self._outbox = outbox
+        self._metrics = metrics
+        self._on_accepted = on_accepted
+
+    def normalize(self, event: RawEvent) -> ComplaintRecord | NotAComplaint:
+        normalizer = self._normalizers[event.channel]
+        try:
+            return normalizer.normalize(event)
+        except MalformedPayload:
+            raise
+        except Exception as exc:  # a normalizer bug must not lose the payload
+            log.exception("normalizer for %s failed", event.channel)
+            raise MalformedPayload(
+                f"cannot map this {event.channel} message ({type(exc).__name__})",
+                "normalizer_error",
+            ) from exc
+
+    async def accept(self, events: Sequence[RawEvent]) -> list[Outcome]:
+        """Take events in; raises MalformedPayload (nothing written) or OutboxUnavailable."""
+        mapped = [(event, self.normalize(event)) for event in events]
+        outcomes: list[Outcome | None] = []
+        fresh: list[tuple[int, str, RawEvent, ComplaintRecord]] = []
+        for event, result in mapped:
+            if isinstance(result, NotAComplaint):
+                self._metrics.ignored.labels(event.channel, result.reason).inc()
+                outcomes.append(Outcome("ignored", reason=result.reason))
+                continue
+            key = f"{event.channel}:{event.source_key}"
+            first = await self._dedupe.seen(key)
+            if first is not None:
+                self._metrics.duplicates.labels(event.channel).inc()
+                outcomes.append(Outcome("duplicate", record_id=first))
+                continue
+            fresh.append((len(outcomes), key, event, result))
+            outcomes.append(None)
+
+        if fresh:
+            added = await self._outbox.append(
+                [NewEntry(record, event.source_key, event.body, event.media_type)
+                 for _, _, event, record in fresh]
+            )
+            for (index, key, event, record), is_new in zip(fresh, added, strict=True):
+                await self._dedupe.remember(key, record.record_id, record.received_at)
+                if is_new:
+                    self._metrics.accepted.labels(event.channel).inc()
+                    log.info("accepted %s record %s from %s", event.channel, record.record_id,
+                             mask_id(record.customer.id))
+                else:
+                    self._metrics.duplicates.labels(event.channel).inc()
+                outcomes[index] = Outcome(
+                    "accepted" if is_new else "duplicate", record_id=record.record_id
+                )
+            if any(added):
+                self._on_accepted()
+        return [o for o in outcomes if o is not None]

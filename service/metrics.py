@@ -1,0 +1,68 @@
+"""Prometheus metrics of one gateway instance (its own registry, no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from outbox.sqlite import OutboxEntry
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class GatewayMetrics:
+    def __init__(self, outbox_depth: Callable[[], float]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.received = Counter(
+            "gateway_webhooks_received", "Webhook requests received.", ["channel"], registry=r
+        )
+        self.accepted = Counter(
+            "gateway_records_accepted", "New records written to the outbox.", ["channel"],
+            registry=r,
+        )
+        self.refused = Counter(
+            "gateway_webhooks_refused", "Webhook requests refused.", ["channel", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "gateway_duplicates", "Redeliveries recognised and not published again.", ["channel"],
+            registry=r,
+        )
+        self.ignored = Counter(
+            "gateway_events_ignored", "Genuine events that are not complaints.",
+            ["channel", "reason"], registry=r,
+        )
+        self.quarantined = Counter(
+            "gateway_payloads_quarantined", "Unreadable payloads kept for inspection.",
+            ["channel", "reason"], registry=r,
+        )
+        self.published = Counter(
+            "gateway_records_published", "Records acknowledged by the sink.", ["channel"],
+            registry=r,
+        )
+        self.publish_failures = Counter(
+            "gateway_publish_failures", "Batches the sink did not acknowledge.", registry=r
+        )
+        self.outbox_depth = Gauge(
+            "gateway_outbox_depth", "Records in the outbox not yet acknowledged by the sink.",
+            registry=r,
+        )
+        self.outbox_depth.set_function(outbox_depth)
+        self.publish_latency = Histogram(
+            "gateway_publish_latency_seconds",
+            "From receiving a complaint to the sink's acknowledgement.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=r,
+        )
+
+    def record_published(self, batch: list[OutboxEntry], at: datetime) -> None:
+        for entry in batch:
+            self.published.labels(entry.channel).inc()
+            received = datetime.fromisoformat(entry.received_at)
+            self.publish_latency.observe(max(0.0, (at - received).total_seconds()))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

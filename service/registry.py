@@ -1,0 +1,95 @@
+"""The plugin registry: connectors, normalizers and notifiers from entry points.
+
+Plugins register under ``complaint_gateway.connectors``,
+``complaint_gateway.normalizers`` and ``complaint_gateway.notifiers``; the
+entry-point name is the channel id. ``gateway.py`` builds one registry and
+passes it down; nothing registers itself on import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from connectors.base import WebhookConnector
+from normalizer.base import Normalizer
+from outbound.base import Notifier
+from schemas import CHANNEL_ID_PATTERN
+
+GROUPS = {
+    "connectors": "complaint_gateway.connectors",
+    "normalizers": "complaint_gateway.normalizers",
+    "notifiers": "complaint_gateway.notifiers",
+}
+_CHANNEL = re.compile(CHANNEL_ID_PATTERN)
+
+
+class RegistryError(Exception):
+    """The installed plugins do not fit together (listed all at once)."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    connectors: Mapping[str, type[WebhookConnector]]
+    normalizers: Mapping[str, Normalizer]
+    notifiers: Mapping[str, type[Notifier]]
+
+    @classmethod
+    def from_entry_points(cls) -> Registry:
+        loaded = {kind: list(entry_points(group=group)) for kind, group in GROUPS.items()}
+        return cls.from_plugins(
+            connectors=_load(loaded["connectors"]),
+            normalizers=_load(loaded["normalizers"]),
+            notifiers=_load(loaded["notifiers"]),
+        )
+
+    @classmethod
+    def from_plugins(
+        cls,
+        *,
+        connectors: Iterable[tuple[str, Any]],
+        normalizers: Iterable[tuple[str, Any]],
+        notifiers: Iterable[tuple[str, Any]] = (),
+    ) -> Registry:
+        problems: list[str] = []
+        conn = _index("connector", connectors, WebhookConnector, problems)
+        norm_classes = _index("normalizer", normalizers, Normalizer, problems)
+        notif = _index("notifier", notifiers, Notifier, problems)
+        for channel in conn:
+            if channel not in norm_classes:
+                problems.append(f"connector {channel!r} has no normalizer")
+        if problems:
+            raise RegistryError("; ".join(problems))
+        return cls(
+            connectors=conn,
+            normalizers={name: klass() for name, klass in norm_classes.items()},
+            notifiers=notif,
+        )
+
+
+def _load(points: list[EntryPoint]) -> list[tuple[str, Any]]:
+    return [(point.name, point.load()) for point in points]
+
+
+def _index(
+    kind: str, plugins: Iterable[tuple[str, Any]], base: type, problems: list[str]
+) -> dict[str, Any]:
+    index: dict[str, Any] = {}
+    for name, klass in plugins:
+        if not _CHANNEL.match(name):
+            problems.append(f"{kind} name {name!r} is not a channel id ({CHANNEL_ID_PATTERN})")
+        elif not (isinstance(klass, type) and issubclass(klass, base)):
+            problems.append(f"{kind} {name!r} is not a {base.__name__}")
+        elif getattr(klass, "channel", None) != name:
+            problems.append(
+                f"{kind} {name!r} is registered under another name than its channel "
+                f"{getattr(klass, 'channel', None)!r}"
+            )
+        elif name in index and index[name] is not klass:
+            problems.append(f"two {kind}s are registered for channel {name!r}")
+        else:
+            index[name] = klass
+    return index

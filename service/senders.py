@@ -1,0 +1,101 @@
+"""Clients that sign requests the way WeChat and the store apps do.
+
+The demo drives the gateway with them, and tests and the benchmark use them
+to build valid traffic. Signatures are computed here with hashlib/hmac from
+the published rules, independently of the connectors' checks; encryption
+uses wechatpy, whose output is pinned to the official vectors in the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+from xml.sax.saxutils import escape
+
+from wechatpy.crypto import WeChatCrypto
+
+from connectors._signing import hmac_sha256_hex
+from connectors._xml import parse_xml_document
+
+WeChatMode = Literal["plain", "compat", "safe"]
+
+
+def wechat_signature(*parts: str) -> str:
+    """sha1 of the lexicographically sorted parts, concatenated (WeChat's rule)."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def wechat_xml(fields: dict[str, Any]) -> str:
+    """A push body: strings in CDATA, numbers bare, in the given order."""
+    inner = []
+    for key, value in fields.items():
+        if isinstance(value, int):
+            inner.append(f"<{key}>{value}</{key}>")
+        else:
+            text = str(value).replace("]]>", "]]]]><![CDATA[>")
+            inner.append(f"<{key}><![CDATA[{text}]]></{key}>")
+    return "<xml>" + "".join(inner) + "</xml>"
+
+
+def wechat_text(openid: str, content: str, msg_id: int, create_time: int,
+                to_user: str = "gh_3f2a1b0c9d8e") -> str:
+    return wechat_xml({
+        "ToUserName": to_user, "FromUserName": openid, "CreateTime": create_time,
+        "MsgType": "text", "Content": content, "MsgId": msg_id,
+    })
+
+
+@dataclass(frozen=True)
+class WeChatPush:
+    params: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class WeChatSender:
+    token: str
+    encoding_aes_key: str | None = None
+    app_id: str | None = None
+
+    def push(self, xml: str, *, mode: WeChatMode = "plain", timestamp: int, nonce: str) -> WeChatPush:
+        ts = str(timestamp)
+        params = {"signature": wechat_signature(self.token, ts, nonce), "timestamp": ts,
+                  "nonce": nonce}
+        if mode == "plain":
+            return WeChatPush(params, xml.encode("utf-8"))
+        assert self.encoding_aes_key and self.app_id, "encrypted modes need a key and app id"
+        crypto = WeChatCrypto(self.token, self.encoding_aes_key, self.app_id)
+        envelope = parse_xml_document(crypto.encrypt_message(xml, nonce, ts))
+        encrypted = envelope["Encrypt"]
+        params |= {"encrypt_type": "aes", "msg_signature": envelope["MsgSignature"]}
+        fields = parse_xml_document(xml)
+        if mode == "compat":
+            body = xml.replace("</xml>", f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>")
+        else:
+            body = (f"<xml><ToUserName><![CDATA[{escape(fields.get('ToUserName', ''))}]]>"
+                    f"</ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>")
+        return WeChatPush(params, body.encode("utf-8"))
+
+    def url_check(self, echostr: str, *, timestamp: int, nonce: str) -> dict[str, str]:
+        ts = str(timestamp)
+        return {"signature": wechat_signature(self.token, ts, nonce), "timestamp": ts,
+                "nonce": nonce, "echostr": echostr}
+
+
+@dataclass(frozen=True)
+class StoreSender:
+    secret: str
+
+    def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
+        signature = hmac_sha256_hex(self.secret.encode(), f"{timestamp}.".encode() + body)
+        return {
+            "content-type": "application/json",
+            "x-store-timestamp": str(timestamp),
+            "x-store-signature": f"sha256={signature}",
+        }
+
+    @staticmethod
+    def body(submission: dict[str, Any]) -> bytes:
+        return json.dumps(submission, ensure_ascii=False).encode("utf-8")

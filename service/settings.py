@@ -1,0 +1,187 @@
+"""Gateway settings: a TOML file, then ``GATEWAY_*`` environment variables, then secret files.
+
+Nested names use ``__``: ``GATEWAY_KAFKA__BOOTSTRAP_SERVERS``,
+``GATEWAY_CONNECTORS__WECHAT__TOKEN``. A secret may also come from a file
+named like its variable in ``GATEWAY_SECRETS_DIR`` (e.g. a mounted
+``/run/secrets/GATEWAY_CONNECTORS__WECHAT__TOKEN``). Precedence, highest
+first: environment, secret files, TOML file, defaults.
+
+The ``[connectors]`` section is built from the registry, so a plugin's
+channel gets its own typed, validated section. A channel is served when its
+section exists (in the file or the environment) and does not say ``enabled = false``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from service.registry import Registry
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address the webhook server listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the webhook server listens on.")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
+    )
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request body not fully received by then is refused with 408."
+    )
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str | None = Field(
+        None, description="Comma-separated host:port list; unset writes JSON Lines instead."
+    )
+    topic: str = Field("complaints.v1", description="Topic the complaint stream is written to.")
+    enable_idempotence: bool = Field(
+        True, description="Idempotent producer; turn off only for brokers without InitProducerId."
+    )
+    acks: Literal["all", "1"] = Field("all", description="Acknowledgements to wait for.")
+    client_id: str = Field("complaint-gateway", description="Kafka client id.")
+    linger_ms: int = Field(5, ge=0, description="How long the producer waits to fill a batch.")
+    request_timeout_ms: int = Field(15_000, ge=1000, description="Per-request timeout.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How to reach the brokers."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when security_protocol uses SASL."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password.")
+
+    def producer_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            "acks": "all" if self.acks == "all" else 1,
+            "enable_idempotence": self.enable_idempotence,
+            "linger_ms": self.linger_ms,
+            "request_timeout_ms": self.request_timeout_ms,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return options
+
+
+class OutboxSettings(_Section):
+    batch_size: int = Field(500, ge=1, le=10_000, description="Records per sink batch.")
+    retention_days: float = Field(7, gt=0, description="Sent records are kept this long.")
+    synchronous: Literal["full", "normal"] = Field(
+        "full", description="SQLite fsync level: full survives power loss, normal a crash."
+    )
+
+
+class DedupeSettings(_Section):
+    window_seconds: int = Field(
+        86_400, ge=20, description="A redelivery within this window is not published again."
+    )
+
+
+class JsonLinesSettings(_Section):
+    path: Path | None = Field(None, description="Default: <data_dir>/complaints.jsonl.")
+
+
+class GatewaySettingsBase(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(Path("./data"), description="Outbox, quarantine and JSON Lines output.")
+    log_level: str = Field("INFO", description="Python logging level.")
+    http: HttpSettings = HttpSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    dedupe: DedupeSettings = DedupeSettings()
+    jsonl: JsonLinesSettings = JsonLinesSettings()
+    connectors: Any = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("secrets_dir"):
+            sources.append(NestedSecretsSettingsSource(file_secret_settings))
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+    @property
+    def jsonl_path(self) -> Path:
+        return self.jsonl.path or self.data_dir / "complaints.jsonl"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox.sqlite3"
+
+    def enabled_connectors(self) -> dict[str, Any]:
+        sections = self.connectors.model_dump(exclude_none=True) if self.connectors else {}
+        return {
+            name: getattr(self.connectors, name)
+            for name in sections
+            if getattr(self.connectors, name).enabled
+        }
+
+
+def settings_class(
+    registry: Registry, config_file: Path | None = None, secrets_dir: Path | None = None
+) -> type[GatewaySettingsBase]:
+    """The settings model for the installed plugins, reading ``config_file`` if given."""
+    connectors_model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        "ConnectorsSettings",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        **{
+            name: (klass.settings_model | None, None)
+            for name, klass in sorted(registry.connectors.items())
+        },
+    )
+    if secrets_dir is None and os.environ.get("GATEWAY_SECRETS_DIR"):
+        secrets_dir = Path(os.environ["GATEWAY_SECRETS_DIR"])
+
+    class GatewaySettings(GatewaySettingsBase):
+        model_config = SettingsConfigDict(
+            toml_file=config_file,
+            secrets_dir=secrets_dir,
+            **({"secrets_nested_delimiter": "__"} if secrets_dir else {}),  # type: ignore[typeddict-item]
+        )
+        connectors: connectors_model = connectors_model()  # type: ignore[valid-type]
+
+    return GatewaySettings
+
+
+def load_settings(
+    registry: Registry, config_file: Path | None = None, **overrides: Any
+) -> GatewaySettingsBase:
+    """Read the settings; raises pydantic's ValidationError listing every problem at once."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+    return settings_class(registry, config_file)(**overrides)
