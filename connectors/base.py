@@ -96,6 +96,15 @@ class WebhookConnector(ABC):
     async def handle(self, request: WebhookRequest) -> WebhookReply:
         """Authenticate and parse one request; see the module docstring for errors."""
 
+    @staticmethod
+    @abstractmethod
+    def parse(body: bytes, received_at: datetime) -> Sequence[RawEvent]:
+        """The events in an authenticated (and decrypted) body; pure.
+
+        Raises :class:`MalformedPayload` when the body cannot be read. ``handle``
+        calls it after authentication; golden-file tests call it directly.
+        """
+
     def acknowledge(self, outcomes: Sequence[Outcome]) -> WebhookAnswer:
         """The 2xx answer once every event is durably taken in (or known as a repeat)."""
         return WebhookAnswer()

@@ -92,7 +92,11 @@ class StoreConnector(WebhookConnector):
             f"{stamp}.".encode() + request.body,
             signature,
         )
-        return WebhookReply(events=[parse_submission(request.body, request.received_at)])
+        return WebhookReply(events=self.parse(request.body, request.received_at))
+
+    @staticmethod
+    def parse(body: bytes, received_at: datetime) -> list[RawEvent]:
+        return [parse_submission(body, received_at)]
 
     def acknowledge(self, outcomes: Sequence[Outcome]) -> WebhookAnswer:
         outcome = outcomes[0]

@@ -178,6 +178,10 @@ class WeChatConnector(WebhookConnector):
             plaintext, message = request.body, envelope
         return WebhookReply(events=[message_event(message, plaintext, request.received_at)])
 
+    @staticmethod
+    def parse(body: bytes, received_at: datetime) -> list[RawEvent]:
+        return [message_event(parse_xml_document(body), body, received_at)]
+
     def _verify_url(self, query: Any) -> WebhookAnswer:
         """The server-configuration check: echo ``echostr`` once the signature holds.
 

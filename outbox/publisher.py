@@ -11,6 +11,7 @@ same record ids: delivery is at least once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -73,9 +74,7 @@ class Publisher:
         log.warning("sink %s unavailable, retrying: %s", self._sink.name, exc)
 
     async def _publish(self, batch: list[OutboxEntry]) -> None:
-        async for attempt in self._retry:
-            with attempt:
-                await self._sink.publish(batch)
+        await self._retry(self._sink.publish, batch)
         self.healthy = True
 
     async def drain(self) -> int:
@@ -101,7 +100,8 @@ class Publisher:
                 pruned = await self._outbox.prune(now - self._retention)
                 log.info("pruned %d sent records older than %s", pruned, self._retention)
                 last_prune = now
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._idle_seconds)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+            # cancellation that coincides with the wake-up, and stop would hang.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._idle_seconds):
+                    await self._wake.wait()

@@ -95,11 +95,17 @@ class Customer(_Model):
     contacts: Contacts = Field(default_factory=Contacts)
 
 
+def _cents(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(Decimal("0.01"))
+
+
 class Product(_Model):
     sku: str | None = None
     name: str | None = None
     order_id: str | None = None
-    amount_cny: Decimal | None = Field(None, ge=0, decimal_places=2)
+    amount_cny: Annotated[Decimal, AfterValidator(_cents)] | None = Field(
+        None, ge=0, decimal_places=2, description="Amount in yuan, two decimals."
+    )
 
 
 class Category(_Model):

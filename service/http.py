@@ -114,9 +114,8 @@ class WebhookServer:
             return self._refuse("unknown", 404, "unknown_channel", "no such channel")
         self.metrics.received.labels(channel).inc()
         try:
-            body = await asyncio.wait_for(
-                self._read_body(request), self.settings.body_timeout_seconds
-            )
+            async with asyncio.timeout(self.settings.body_timeout_seconds):
+                body = await self._read_body(request)
         except _BodyTooLarge:
             return self._refuse(
                 channel, 413, "body_too_large",
@@ -162,7 +161,8 @@ class WebhookServer:
     async def readyz(self, request: Request) -> Response:
         problems: dict[str, str] = {}
         try:
-            await asyncio.wait_for(self.outbox.check_writable(), 5)
+            async with asyncio.timeout(5):
+                await self.outbox.check_writable()
         except (OutboxUnavailable, TimeoutError) as exc:
             problems["outbox"] = str(exc) or "timed out"
         try:
