@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from connectors.base import WebhookConnector
+from connectors.errors import ConfigError
 from dedupe.store import MemoryDedupeStore
 from outbox.kafka import KafkaSink
 from outbox.publisher import Publisher
@@ -145,11 +145,10 @@ def _load(args: argparse.Namespace) -> tuple[GatewaySettingsBase, Registry]:
     return load_settings(registry, Path(config) if config else None), registry
 
 
-def _print_validation(error: ValidationError) -> None:
-    print(f"{error.error_count()} problem(s) in the configuration:", file=sys.stderr)
-    for item in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(p) for p in item["loc"])
-        print(f"  - {where}: {item['msg']}", file=sys.stderr)
+def _print_problems(error: ConfigError) -> None:
+    print(f"{len(error.problems)} problem(s) in the configuration:", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  - {problem}", file=sys.stderr)
 
 
 def _parse_time(value: str) -> datetime:
@@ -232,10 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_demo(registry, Path(args.data_dir) if args.data_dir else None))
     try:
         settings, registry = _load(args)
-    except ValidationError as exc:
-        _print_validation(exc)
+    except ConfigError as exc:
+        _print_problems(exc)
         return 2
-    except (RegistryError, FileNotFoundError) as exc:
+    except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)

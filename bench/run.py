@@ -94,6 +94,25 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_cpu() -> tuple[int, int, int]:
+    """(busy, steal, total) jiffies over all CPUs, from /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0, 0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    steal = values[7] if len(values) > 7 else 0
+    total = sum(values[:8])
+    return total - idle - steal, steal, total
+
+
+def _machine_share(before: tuple[int, int, int], after: tuple[int, int, int]) -> dict[str, Any]:
+    total = after[2] - before[2]
+    if total <= 0:
+        return {"busy": None, "steal": None}
+    return {"busy": (after[0] - before[0]) / total, "steal": (after[1] - before[1]) / total}
+
+
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -285,6 +304,7 @@ async def _throughput(args: argparse.Namespace, requests: list[bytes]) -> dict[s
     published0, _ = await scrape_metrics(args.port)
     pids = [int(p) for p in (args.gateway_pid, args.broker_pid) if p]
     cpu0 = {pid: _cpu_seconds(pid) for pid in pids}
+    machine0 = _machine_cpu()
     self0 = _self_cpu()
     t0 = time.perf_counter()
     workers = [asyncio.create_task(worker()) for _ in range(min(args.connections, len(requests)))]
@@ -306,6 +326,7 @@ async def _throughput(args: argparse.Namespace, requests: list[bytes]) -> dict[s
         await asyncio.sleep(0.02)
     all_published = time.perf_counter() - t0
     cpu1 = {pid: _cpu_seconds(pid) for pid in pids}
+    machine = _machine_share(machine0, _machine_cpu())
 
     def cpu_share(pid: int | None) -> float | None:
         if not pid or cpu0.get(pid) is None or cpu1.get(pid) is None:
@@ -327,6 +348,8 @@ async def _throughput(args: argparse.Namespace, requests: list[bytes]) -> dict[s
         "gateway_cpu": cpu_share(args.gateway_pid),
         "broker_cpu": cpu_share(args.broker_pid),
         "loadgen_cpu_http_phase": self_cpu / http_done,
+        "machine_busy": machine["busy"],  # share of all CPUs, not of one
+        "machine_steal": machine["steal"],
     }
 
 
@@ -524,6 +547,17 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _git_state() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, text=True, capture_output=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head or 'unknown'}{' (modified)' if dirty.strip() else ''}"
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -554,6 +588,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         "machine": {
             "nproc": os.cpu_count(), "cpu": _cpu_model(),
             "python": sys.version.split()[0], "packages": _versions(),
+            "git": _git_state(),
         },
         "parameters": {k: v for k, v in vars(args).items() if k != "role"},
     }
@@ -642,7 +677,8 @@ def orchestrate(args: argparse.Namespace) -> int:
          f"producer CPU {_pct(raw['producer_cpu'])}, broker CPU {_pct(raw['broker_cpu'])}"),
         ("(b) gateway end to end, HTTP in -> Kafka ack", f"{_fmt(e2e['rate'])} complaints/s",
          f"{e2e['published']:,.0f} in {e2e['seconds']:.2f} s; gateway CPU "
-         f"{_pct(e2e['gateway_cpu'])}, broker CPU {_pct(e2e['broker_cpu'])}"),
+         f"{_pct(e2e['gateway_cpu'])}, broker CPU {_pct(e2e['broker_cpu'])}; machine "
+         f"{_pct(e2e['machine_busy'])} busy, steal {_pct(e2e['machine_steal'])}"),
         ("    HTTP accept rate (200 success)", f"{_fmt(e2e['http_rate'])} req/s",
          f"{e2e['ok']:,}/{e2e['sent']:,} ok in {e2e['http_seconds']:.2f} s; "
          f"loadgen CPU {_pct(e2e['loadgen_cpu_http_phase'])}"),
@@ -679,7 +715,8 @@ def orchestrate(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"WARNING: {problem}")
     print(f"\nmachine: {os.cpu_count()} CPU(s), {_cpu_model()}, Python {sys.version.split()[0]}, "
-          + ", ".join(f"{k} {v}" for k, v in results["machine"]["packages"].items()))
+          + ", ".join(f"{k} {v}" for k, v in results["machine"]["packages"].items())
+          + f"; git {results['machine']['git']}")
     if args.profile and "profile" in results:
         print(f"profile: {results['profile']['files']}")
     if args.json:

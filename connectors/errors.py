@@ -9,6 +9,7 @@
     │   ├── InvalidSignature     missing/wrong signature or stale timestamp: 401/403, nothing kept
     │   ├── MalformedPayload     authenticated but unreadable: 400, raw body quarantined
     │   └── UnsupportedMessage   authenticated, readable, but of a kind we cannot map: 422, quarantined
+    ├── ConfigError              the settings are invalid (``problems`` lists every one)
     ├── OutboxUnavailable        the durable outbox could not be written: 503, the sender retries
     └── SinkUnavailable          the stream sink (Kafka, file) refused or timed out: retried
 
@@ -74,6 +75,17 @@ class UnsupportedMessage(PayloadError):
     """The payload is readable but of a kind this channel cannot map; quarantined."""
 
     status = 422
+
+
+class ConfigError(GatewayError):
+    """The settings are invalid. ``problems`` holds one "where: what" line per problem.
+
+    Unlike pydantic's own error, it never repeats the offending values, which may be secrets.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the configuration: " + "; ".join(problems))
+        self.problems = problems
 
 
 class OutboxUnavailable(GatewayError):

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -26,6 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from connectors.errors import ConfigError
 from service.registry import Registry
 
 
@@ -181,7 +182,13 @@ def settings_class(
 def load_settings(
     registry: Registry, config_file: Path | None = None, **overrides: Any
 ) -> GatewaySettingsBase:
-    """Read the settings; raises pydantic's ValidationError listing every problem at once."""
+    """Read the settings; raises :class:`ConfigError` listing every problem at once."""
     if config_file is not None and not config_file.is_file():
-        raise FileNotFoundError(f"config file {config_file} does not exist")
-    return settings_class(registry, config_file)(**overrides)
+        raise ConfigError([f"config file {config_file} does not exist"])
+    try:
+        return settings_class(registry, config_file)(**overrides)
+    except ValidationError as exc:
+        raise ConfigError([
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        ]) from None

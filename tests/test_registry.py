@@ -1,0 +1,87 @@
+"""Walk the installed plugins: each channel must come with everything a channel needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.store import StoreConnector
+from connectors.wechat import WeChatConnector
+from normalizer.store import StoreNormalizer
+from normalizer.wechat import WeChatNormalizer
+from service.registry import Registry, RegistryError
+from tests import test_contract
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def contract_classes() -> dict[str, type]:
+    return {
+        klass.channel: klass
+        for klass in vars(test_contract).values()
+        if isinstance(klass, type)
+        and issubclass(klass, test_contract.WebhookConnectorContract)
+        and klass is not test_contract.WebhookConnectorContract
+    }
+
+
+def test_the_built_in_channels_are_installed(registry: Registry) -> None:
+    assert {"wechat", "store"} <= set(registry.connectors)
+
+
+def test_every_installed_connector_has_what_a_channel_needs(registry: Registry) -> None:
+    contracts = contract_classes()
+    for channel, connector in registry.connectors.items():
+        assert registry.normalizers[channel].channel == channel
+        cases = list((FIXTURES / channel).glob("*.raw.*"))
+        assert cases, f"{channel} has no golden fixtures in tests/fixtures/{channel}/"
+        assert any(p.name.startswith("error_") for p in cases), f"{channel}: no error case"
+        assert channel in contracts, f"{channel} has no WebhookConnectorContract test class"
+        for name, field in connector.settings_model.model_fields.items():
+            assert field.description, f"{channel} setting {name!r} has no description"
+
+
+@pytest.mark.parametrize(
+    ("connectors", "normalizers", "problem"),
+    [
+        ([("wechat", StoreConnector)], [("wechat", StoreNormalizer)], "another name"),
+        ([("WeChat", WeChatConnector)], [], "not a channel id"),
+        ([("wechat", WeChatConnector)], [], "has no normalizer"),
+        ([("wechat", WeChatConnector), ("wechat", StoreConnector)],
+         [("wechat", WeChatNormalizer)], "another name"),
+        ([("store", object)], [("store", StoreNormalizer)], "is not a WebhookConnector"),
+    ],
+    ids=["name-mismatch", "bad-id", "no-normalizer", "clash", "wrong-type"],
+)
+def test_registry_refuses_plugins_that_do_not_fit(
+    connectors: list[tuple[str, type]], normalizers: list[tuple[str, type]], problem: str
+) -> None:
+    with pytest.raises(RegistryError, match=problem):
+        Registry.from_plugins(connectors=connectors, normalizers=normalizers)
+
+
+def test_a_plugin_channel_gets_its_own_settings_section(tmp_path: Path) -> None:
+    """A channel added by a plugin is configured like a built-in one."""
+    from connectors.base import ConnectorSettings
+    from pydantic import Field, SecretStr
+
+    from service.settings import load_settings
+
+    class FaxSettings(ConnectorSettings):
+        api_key: SecretStr = Field(description="Fax gateway key.")
+
+    class FaxConnector(WeChatConnector):
+        channel = "fax_line"
+        settings_model = FaxSettings  # type: ignore[assignment]
+
+    class FaxNormalizer(WeChatNormalizer):
+        channel = "fax_line"
+
+    registry = Registry.from_plugins(
+        connectors=[("fax_line", FaxConnector)], normalizers=[("fax_line", FaxNormalizer)]
+    )
+    settings = load_settings(registry, data_dir=tmp_path,
+                             connectors={"fax_line": {"api_key": "k-123"}})
+    assert list(settings.enabled_connectors()) == ["fax_line"]
+    assert "k-123" not in repr(settings)

@@ -1,0 +1,110 @@
+"""Settings from TOML, environment and secret files; check-config lists every problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gateway
+from connectors.errors import ConfigError
+from service.registry import Registry
+from service.settings import load_settings
+
+TOML = """
+data_dir = "{data}"
+[http]
+port = 9191
+[kafka]
+topic = "complaints.test"
+[connectors.store]
+secret = "from-the-file"
+max_skew_seconds = 60
+"""
+
+
+def test_toml_then_environment_then_secret_files(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(TOML.format(data=tmp_path / "d"))
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "GATEWAY_CONNECTORS__WECHAT__TOKEN").write_text("token-from-file")
+    monkeypatch.setenv("GATEWAY_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("GATEWAY_HTTP__PORT", "9292")
+    monkeypatch.setenv("GATEWAY_KAFKA__BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    settings = load_settings(registry, config)
+    assert settings.http.port == 9292  # the environment wins over the file
+    assert settings.kafka.topic == "complaints.test"
+    assert settings.kafka.bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.kafka.enable_idempotence is True
+    assert settings.connectors.store.secret.get_secret_value() == "from-the-file"
+    assert settings.connectors.store.max_skew_seconds == 60
+    assert settings.connectors.wechat.token.get_secret_value() == "token-from-file"
+    assert set(settings.enabled_connectors()) == {"store", "wechat"}
+    for secret in ("from-the-file", "token-from-file"):
+        assert secret not in repr(settings) and secret not in str(settings)
+
+
+def test_defaults_with_no_configuration(registry: Registry) -> None:
+    settings = load_settings(registry)
+    assert (settings.http.host, settings.http.port) == ("127.0.0.1", 8080)
+    assert settings.http.max_body_bytes == 1024 * 1024
+    assert settings.data_dir == Path("data")
+    assert settings.jsonl_path == Path("data/complaints.jsonl")
+    assert settings.kafka.bootstrap_servers is None and settings.kafka.topic == "complaints.v1"
+    assert settings.enabled_connectors() == {}
+
+
+def test_every_problem_is_reported_at_once(registry: Registry) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(registry, http={"port": 70000},
+                      connectors={"wechat": {"encoding_aes_key": "short-secret"}, "store": {}})
+    locations = {problem.split(":")[0] for problem in caught.value.problems}
+    assert {"http.port", "connectors.wechat.token", "connectors.wechat.encoding_aes_key",
+            "connectors.store.secret"} <= locations
+    assert "short-secret" not in str(caught.value)
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, gateway.__file__, *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return env | extra
+
+
+def test_check_config_lists_all_errors_without_echoing_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[http]\nport = "eighty"\n[connectors.wechat]\n'
+                      'token = "hunter2-token"\nencoding_aes_key = "tooShortKey"\n'
+                      '[connectors.store]\nmax_skew_seconds = 0\n')
+    result = run_cli("check-config", "--config", str(config), env=clean_env(), cwd=tmp_path)
+    assert result.returncode == 2
+    for where in ("http.port", "connectors.wechat.encoding_aes_key", "connectors.wechat",
+                  "connectors.store.secret", "connectors.store.max_skew_seconds"):
+        assert where in result.stderr
+    assert "hunter2-token" not in result.stderr + result.stdout
+    assert "tooShortKey" not in result.stderr + result.stdout
+
+
+def test_check_config_accepts_a_good_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "good.toml"
+    config.write_text(TOML.format(data=tmp_path / "d"))
+    result = run_cli("check-config", "--config", str(config),
+                     env=clean_env(GATEWAY_CONNECTORS__WECHAT__TOKEN="t"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "channels store, wechat" in result.stdout
+    assert "from-the-file" not in result.stdout
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_cli("check-config", "--config", "nope.toml", env=clean_env(), cwd=tmp_path)
+    assert result.returncode == 2 and "nope.toml does not exist" in result.stderr
