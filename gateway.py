@@ -89,7 +89,9 @@ async def running_gateway(
         warmed = dedupe.warm(await outbox.recent_keys(clock.now() - window))
 
         publisher = Publisher(
-            outbox, sink, clock,
+            outbox,
+            sink,
+            clock,
             batch_size=settings.outbox.batch_size,
             retention=timedelta(days=settings.outbox.retention_days),
             on_published=metrics.record_published,
@@ -100,9 +102,7 @@ async def running_gateway(
             for name, section in settings.enabled_connectors().items()
         }
         intake = Intake(registry.normalizers, dedupe, outbox, metrics, publisher.notify)
-        server = WebhookServer(
-            connectors, intake, outbox, sink, metrics, clock, settings.http
-        )
+        server = WebhookServer(connectors, intake, outbox, sink, metrics, clock, settings.http)
         task = asyncio.create_task(publisher.run(), name="publisher")
 
         async def stop_publisher() -> None:
@@ -113,11 +113,12 @@ async def running_gateway(
         stack.push_async_callback(stop_publisher)
         log.info(
             "gateway ready: channels %s, sink %s, %d pending in outbox, %d dedupe keys warmed",
-            ", ".join(connectors) or "(none configured)", sink.name, outbox.pending, warmed,
+            ", ".join(connectors) or "(none configured)",
+            sink.name,
+            outbox.pending,
+            warmed,
         )
-        yield Gateway(
-            settings, server.app(), outbox, sink, publisher, metrics, dedupe, connectors
-        )
+        yield Gateway(settings, server.app(), outbox, sink, publisher, metrics, dedupe, connectors)
 
 
 async def serve(settings: GatewaySettingsBase, registry: Registry) -> None:
@@ -207,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", parents=[common], help="run the webhook server and the publisher")
     demo = sub.add_parser("demo", help="run the gateway and send it sample complaints")
     demo.add_argument("--data-dir", help="keep the demo's outbox and stream here")
-    sub.add_parser("check-config", parents=[common], help="validate the settings, list all problems")
+    sub.add_parser(
+        "check-config", parents=[common], help="validate the settings, list all problems"
+    )
     rp = sub.add_parser("replay", parents=[common], help="re-publish records from the outbox")
     rp.add_argument("--record-id", action="append", default=[], help="a record id (repeatable)")
     rp.add_argument("--since", type=_parse_time, help="received at or after (RFC 3339)")
@@ -240,8 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.command == "check-config":
         enabled = ", ".join(settings.enabled_connectors()) or "none"
-        sink = f"kafka topic {settings.kafka.topic}" if settings.kafka.bootstrap_servers else (
-            f"JSON Lines {settings.jsonl_path}"
+        sink = (
+            f"kafka topic {settings.kafka.topic}"
+            if settings.kafka.bootstrap_servers
+            else (f"JSON Lines {settings.jsonl_path}")
         )
         print(f"configuration is valid: channels {enabled}; stream to {sink}")
         return 0
@@ -253,8 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("error: give --record-id, --since or --until", file=sys.stderr)
             return 2
         return asyncio.run(
-            replay(settings, record_ids=args.record_id, since=args.since, until=args.until,
-                   dry_run=args.dry_run)
+            replay(
+                settings,
+                record_ids=args.record_id,
+                since=args.since,
+                until=args.until,
+                dry_run=args.dry_run,
+            )
         )
     if args.command == "quarantine":
         asyncio.run(show_quarantine(settings, args.limit))

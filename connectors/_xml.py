@@ -24,10 +24,14 @@ def _element_to_value(element: Element) -> Any:
         value = _element_to_value(child)
         if child.tag in result:
             existing = result[child.tag]
-            result[child.tag] = [*existing, value] if isinstance(existing, list) else [
-                existing,
-                value,
-            ]
+            result[child.tag] = (
+                [*existing, value]
+                if isinstance(existing, list)
+                else [
+                    existing,
+                    value,
+                ]
+            )
         else:
             result[child.tag] = value
     return result

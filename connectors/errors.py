@@ -8,7 +8,7 @@
     ├── PayloadError             an inbound payload was refused (``reason`` labels the metric)
     │   ├── InvalidSignature     missing/wrong signature or stale timestamp: 401/403, nothing kept
     │   ├── MalformedPayload     authenticated but unreadable: 400, raw body quarantined
-    │   └── UnsupportedMessage   authenticated, readable, but of a kind we cannot map: 422, quarantined
+    │   └── UnsupportedMessage   readable but not mappable: 422, quarantined
     ├── ConfigError              the settings are invalid (``problems`` lists every one)
     ├── OutboxUnavailable        the durable outbox could not be written: 503, the sender retries
     └── SinkUnavailable          the stream sink (Kafka, file) refused or timed out: retried

@@ -47,7 +47,7 @@ class StoreSettings(ConnectorSettings):
 
 
 def parse_submission(body: bytes, received_at: datetime) -> RawEvent:
-    """Wrap one store submission in a :class:`RawEvent` (pure). Field checks are the normalizer's."""
+    """Wrap one store submission in a :class:`RawEvent` (pure); the normalizer checks fields."""
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -91,8 +91,8 @@ def build_record(
             product=product_model,
             category=Category.model_validate(category or {}),
             description=description,
-            priority=priority or "P3",  # type: ignore[arg-type]
-            expectations=tuple(expectations),  # type: ignore[arg-type]
+            priority=priority or "P3",
+            expectations=tuple(expectations),
             attachments=tuple(Attachment.model_validate(a) for a in attachments),
             received_by=received_by or f"gateway/{event.channel}",
             source=Source(

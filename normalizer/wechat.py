@@ -32,7 +32,11 @@ def _media(message: dict[str, Any], kind: str) -> dict[str, Any]:
     media_type = _MEDIA_TYPES.get(kind)
     if kind == "voice" and message.get("Format"):
         media_type = f"audio/{str(message['Format']).lower()}"
-    return {"url": f"wechat-media:{media_id}", "media_type": media_type, "name": f"{kind}-{media_id}"}
+    return {
+        "url": f"wechat-media:{media_id}",
+        "media_type": media_type,
+        "name": f"{kind}-{media_id}",
+    }
 
 
 class WeChatNormalizer(Normalizer):
@@ -61,8 +65,11 @@ class WeChatNormalizer(Normalizer):
             detail = f"{CHANNEL_DETAIL}（语音）"
         elif msg_type == "image":
             attachments.append(
-                {"url": message.get("PicUrl") or f"wechat-media:{message.get('MediaId', '')}",
-                 "media_type": "image/jpeg", "name": f"image-{message.get('MediaId', '')}"}
+                {
+                    "url": message.get("PicUrl") or f"wechat-media:{message.get('MediaId', '')}",
+                    "media_type": "image/jpeg",
+                    "name": f"image-{message.get('MediaId', '')}",
+                }
             )
             detail = f"{CHANNEL_DETAIL}（图片）"
         elif msg_type in ("video", "shortvideo"):
@@ -73,8 +80,9 @@ class WeChatNormalizer(Normalizer):
                 str(message[k]) for k in ("Title", "Description") if message.get(k)
             )
             if message.get("Url"):
-                attachments.append({"url": message["Url"], "media_type": "text/html",
-                                    "name": message.get("Title")})
+                attachments.append(
+                    {"url": message["Url"], "media_type": "text/html", "name": message.get("Title")}
+                )
             detail = f"{CHANNEL_DETAIL}（链接）"
         elif msg_type == "location":
             description = str(message.get("Label") or "")

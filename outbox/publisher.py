@@ -90,7 +90,7 @@ class Publisher:
         return total
 
     async def run(self) -> None:
-        """Drain, then wait for new records or the idle tick; prune now and then. Until cancelled."""
+        """Drain, wait for new records or the idle tick, prune now and then; until cancelled."""
         last_prune = self._clock.now()
         while True:
             self._wake.clear()

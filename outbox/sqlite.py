@@ -123,8 +123,10 @@ class SQLiteOutbox:
         path.parent.mkdir(parents=True, exist_ok=True)
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         outbox._thread = threading.Thread(
-            target=outbox._run, args=(ready, asyncio.get_running_loop()),
-            name="outbox-writer", daemon=True,
+            target=outbox._run,
+            args=(ready, asyncio.get_running_loop()),
+            name="outbox-writer",
+            daemon=True,
         )
         outbox._thread.start()
         await ready
@@ -273,10 +275,12 @@ class SQLiteOutbox:
     async def prune(self, sent_before: datetime) -> int:
         """Delete sent records older than ``sent_before``; unsent ones are never deleted."""
         return await self._call(
-            lambda c: c.execute(
-                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
-                (_iso(sent_before),),
-            ).rowcount
+            lambda c: (
+                c.execute(
+                    "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
+                    (_iso(sent_before),),
+                ).rowcount
+            )
         )
 
     async def recent_keys(self, since: datetime) -> list[tuple[str, str, datetime]]:
@@ -339,12 +343,14 @@ class SQLiteOutbox:
     ) -> int:
         """Keep an unreadable payload verbatim for inspection; returns its quarantine id."""
         return await self._call(
-            lambda c: c.execute(
-                "INSERT INTO quarantine (received_at, channel, reason, detail, headers, body)"
-                " VALUES (?,?,?,?,?,?)",
-                (_iso(at), channel, reason, detail, json.dumps(dict(headers)), body),
-            ).lastrowid
-            or 0
+            lambda c: (
+                c.execute(
+                    "INSERT INTO quarantine (received_at, channel, reason, detail, headers, body)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (_iso(at), channel, reason, detail, json.dumps(dict(headers)), body),
+                ).lastrowid
+                or 0
+            )
         )
 
     async def quarantined(self, limit: int = 100) -> list[QuarantinedPayload]:

@@ -23,7 +23,7 @@ from pydantic import (
     StringConstraints,
 )
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION: Literal["1"] = "1"
 
 #: Channel ids are open (a plugin may add one) but must look like an identifier.
 CHANNEL_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -149,7 +149,9 @@ class ComplaintRecord(_Model):
     priority: Priority = "P3"
     expectations: tuple[Expectation, ...] = ()
     attachments: tuple[Attachment, ...] = ()
-    received_by: str = Field(description="Agent id when a person took it, else gateway/<connector>.")
+    received_by: str = Field(
+        description="Agent id when a person took it, else gateway/<connector>."
+    )
     source: Source
     dedupe: Dedupe
 

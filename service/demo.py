@@ -47,63 +47,200 @@ def _steps(wechat: WeChatSender, store: StoreSender, bad_wechat: WeChatSender) -
 
     def push(label: str, xml: str, mode: str = "plain", sender: WeChatSender = wechat) -> Step:
         p = sender.push(xml, mode=mode, timestamp=now, nonce=secrets.token_hex(4))  # type: ignore[arg-type]
-        return Step(label, "POST", "/webhooks/wechat", p.params, {"content-type": "text/xml"}, p.body)
+        return Step(
+            label, "POST", "/webhooks/wechat", p.params, {"content-type": "text/xml"}, p.body
+        )
 
-    steps.append(Step("WeChat URL check (GET echostr)", "GET", "/webhooks/wechat",
-                      wechat.url_check("demo-echo-7788", timestamp=now, nonce="5501")))
-    late = wechat_text(a, "你好，我上周买的电饭煲（订单 88213344）用了两次就坏了，屏幕显示E3，要求退货退款！",
-                       24201000000000001, now - 40)
+    steps.append(
+        Step(
+            "WeChat URL check (GET echostr)",
+            "GET",
+            "/webhooks/wechat",
+            wechat.url_check("demo-echo-7788", timestamp=now, nonce="5501"),
+        )
+    )
+    late = wechat_text(
+        a,
+        "你好，我上周买的电饭煲（订单 88213344）用了两次就坏了，屏幕显示E3，要求退货退款！",
+        24201000000000001,
+        now - 40,
+    )
     steps.append(push("WeChat text, plaintext mode", late))
     for attempt in (1, 2, 3):
         steps.append(push(f"WeChat retry #{attempt} of the same MsgId", late))
-    steps.append(push("WeChat voice with recognition, safe mode", wechat_xml({
-        "ToUserName": "gh_3f2a1b0c9d8e", "FromUserName": b, "CreateTime": now - 30,
-        "MsgType": "voice", "MediaId": "vMediaDemo01", "Format": "amr",
-        "Recognition": "快递把包装箱压坏了，里面的杯子碎了两个", "MsgId": 24201000000000002}), "safe"))
-    steps.append(push("WeChat image, compatible mode", wechat_xml({
-        "ToUserName": "gh_3f2a1b0c9d8e", "FromUserName": b, "CreateTime": now - 29,
-        "MsgType": "image", "PicUrl": "http://mmbiz.qpic.cn/mmbiz_jpg/demo/0",
-        "MediaId": "iMediaDemo02", "MsgId": 24201000000000003}), "compat"))
-    steps.append(push("WeChat menu click 投诉 (event)", wechat_xml({
-        "ToUserName": "gh_3f2a1b0c9d8e", "FromUserName": a, "CreateTime": now - 20,
-        "MsgType": "event", "Event": "CLICK", "EventKey": "COMPLAINT_MENU"})))
-    steps.append(push("WeChat subscribe (event)", wechat_xml({
-        "ToUserName": "gh_3f2a1b0c9d8e", "FromUserName": b, "CreateTime": now - 60,
-        "MsgType": "event", "Event": "subscribe", "EventKey": ""})))
-    steps.append(push("WeChat push with a wrong token", wechat_text(
-        a, "伪造的消息", 24201000000000099, now), sender=bad_wechat))
-    steps.append(Step("WeChat push with no signature", "POST", "/webhooks/wechat", {}, None,
-                      wechat_text(a, "没有签名", 24201000000000098, now).encode()))
+    steps.append(
+        push(
+            "WeChat voice with recognition, safe mode",
+            wechat_xml(
+                {
+                    "ToUserName": "gh_3f2a1b0c9d8e",
+                    "FromUserName": b,
+                    "CreateTime": now - 30,
+                    "MsgType": "voice",
+                    "MediaId": "vMediaDemo01",
+                    "Format": "amr",
+                    "Recognition": "快递把包装箱压坏了，里面的杯子碎了两个",
+                    "MsgId": 24201000000000002,
+                }
+            ),
+            "safe",
+        )
+    )
+    steps.append(
+        push(
+            "WeChat image, compatible mode",
+            wechat_xml(
+                {
+                    "ToUserName": "gh_3f2a1b0c9d8e",
+                    "FromUserName": b,
+                    "CreateTime": now - 29,
+                    "MsgType": "image",
+                    "PicUrl": "http://mmbiz.qpic.cn/mmbiz_jpg/demo/0",
+                    "MediaId": "iMediaDemo02",
+                    "MsgId": 24201000000000003,
+                }
+            ),
+            "compat",
+        )
+    )
+    steps.append(
+        push(
+            "WeChat menu click 投诉 (event)",
+            wechat_xml(
+                {
+                    "ToUserName": "gh_3f2a1b0c9d8e",
+                    "FromUserName": a,
+                    "CreateTime": now - 20,
+                    "MsgType": "event",
+                    "Event": "CLICK",
+                    "EventKey": "COMPLAINT_MENU",
+                }
+            ),
+        )
+    )
+    steps.append(
+        push(
+            "WeChat subscribe (event)",
+            wechat_xml(
+                {
+                    "ToUserName": "gh_3f2a1b0c9d8e",
+                    "FromUserName": b,
+                    "CreateTime": now - 60,
+                    "MsgType": "event",
+                    "Event": "subscribe",
+                    "EventKey": "",
+                }
+            ),
+        )
+    )
+    steps.append(
+        push(
+            "WeChat push with a wrong token",
+            wechat_text(a, "伪造的消息", 24201000000000099, now),
+            sender=bad_wechat,
+        )
+    )
+    steps.append(
+        Step(
+            "WeChat push with no signature",
+            "POST",
+            "/webhooks/wechat",
+            {},
+            None,
+            wechat_text(a, "没有签名", 24201000000000098, now).encode(),
+        )
+    )
 
     submission = {
-        "submission_id": "SH0012-20261123-0007", "store_id": "SH0012",
-        "store_name": "上海南京东路店", "clerk_id": "E1024",
+        "submission_id": "SH0012-20261123-0007",
+        "store_id": "SH0012",
+        "store_name": "上海南京东路店",
+        "clerk_id": "E1024",
         "submitted_at": "2026-11-23T10:15:00+08:00",
         "customer": {"phone": "138 1234 5678", "member_id": "M20240088", "tier": "vip"},
-        "order": {"order_id": "POS-5566778", "sku": "KTL-2201", "product_name": "不锈钢电热水壶",
-                  "amount_cny": "299.00"},
+        "order": {
+            "order_id": "POS-5566778",
+            "sku": "KTL-2201",
+            "product_name": "不锈钢电热水壶",
+            "amount_cny": "299.00",
+        },
         "text": "顾客反映水壶烧水时底部漏水，要求换新并给个说法。",
-        "priority": "P2", "expectations": ["exchange", "explanation"],
+        "priority": "P2",
+        "expectations": ["exchange", "explanation"],
         "photos": [{"url": "https://img.example-brand.cn/store/SH0012/7a.jpg", "name": "漏水处"}],
     }
     body = store.body(submission)
-    steps.append(Step("Store complaint with photo (VIP)", "POST", "/webhooks/store", None,
-                      store.sign(body, now), body))
-    steps.append(Step("Store resend of the same submission", "POST", "/webhooks/store", None,
-                      store.sign(body, now + 3), body))
-    walk_in = store.body({
-        "submission_id": "BJ0003-20261123-0002", "store_id": "BJ0003", "clerk_id": "E2077",
-        "customer": {"phone": "+86 139-0011-2233"},
-        "text": "店员态度很差，等了40分钟没人处理。", "expectations": ["apology"]})
-    steps.append(Step("Store walk-in complaint", "POST", "/webhooks/store", None,
-                      store.sign(walk_in, now), walk_in))
-    steps.append(Step("Store post signed an hour ago", "POST", "/webhooks/store", None,
-                      store.sign(walk_in, now - 3600), walk_in))
+    steps.append(
+        Step(
+            "Store complaint with photo (VIP)",
+            "POST",
+            "/webhooks/store",
+            None,
+            store.sign(body, now),
+            body,
+        )
+    )
+    steps.append(
+        Step(
+            "Store resend of the same submission",
+            "POST",
+            "/webhooks/store",
+            None,
+            store.sign(body, now + 3),
+            body,
+        )
+    )
+    walk_in = store.body(
+        {
+            "submission_id": "BJ0003-20261123-0002",
+            "store_id": "BJ0003",
+            "clerk_id": "E2077",
+            "customer": {"phone": "+86 139-0011-2233"},
+            "text": "店员态度很差，等了40分钟没人处理。",
+            "expectations": ["apology"],
+        }
+    )
+    steps.append(
+        Step(
+            "Store walk-in complaint",
+            "POST",
+            "/webhooks/store",
+            None,
+            store.sign(walk_in, now),
+            walk_in,
+        )
+    )
+    steps.append(
+        Step(
+            "Store post signed an hour ago",
+            "POST",
+            "/webhooks/store",
+            None,
+            store.sign(walk_in, now - 3600),
+            walk_in,
+        )
+    )
     broken = b'{"submission_id": "SH0012-20261123-0008", "text": "\xe6\x9c\xaa\xe5\xae\x8c'
-    steps.append(Step("Store body that is not JSON", "POST", "/webhooks/store", None,
-                      store.sign(broken, now), broken))
-    steps.append(Step("Body over the 1 MiB limit", "POST", "/webhooks/store", None,
-                      store.sign(b"x" * (1024 * 1024 + 1), now), b"x" * (1024 * 1024 + 1)))
+    steps.append(
+        Step(
+            "Store body that is not JSON",
+            "POST",
+            "/webhooks/store",
+            None,
+            store.sign(broken, now),
+            broken,
+        )
+    )
+    steps.append(
+        Step(
+            "Body over the 1 MiB limit",
+            "POST",
+            "/webhooks/store",
+            None,
+            store.sign(b"x" * (1024 * 1024 + 1), now),
+            b"x" * (1024 * 1024 + 1),
+        )
+    )
     steps.append(Step("Unknown channel", "POST", "/webhooks/fax", None, None, b"hello"))
     return steps
 
@@ -121,7 +258,9 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
 
     console = Console(width=None if Console().is_terminal else 150)
     configure_logging("WARNING")
-    tmp = tempfile.TemporaryDirectory(prefix="complaint-gateway-demo-") if data_dir is None else None
+    tmp = (
+        tempfile.TemporaryDirectory(prefix="complaint-gateway-demo-") if data_dir is None else None
+    )
     directory = data_dir or Path(tmp.name)  # type: ignore[union-attr]
     token, aes_key, store_secret = secrets.token_hex(8), _random_aes_key(), secrets.token_hex(16)
     settings = load_settings(
@@ -135,8 +274,14 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
     )
     try:
         async with running_gateway(settings, registry) as gateway:
-            config = uvicorn.Config(gateway.app, host="127.0.0.1", port=0, lifespan="off",
-                                    log_config=None, access_log=False)
+            config = uvicorn.Config(
+                gateway.app,
+                host="127.0.0.1",
+                port=0,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+            )
             server = uvicorn.Server(config)
             serving = asyncio.create_task(server.serve())
             while not server.started:
@@ -145,21 +290,32 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
                 await asyncio.sleep(0.02)
             port = server.servers[0].sockets[0].getsockname()[1]
             base = f"http://127.0.0.1:{port}"
-            console.print(f"[bold]complaint-gateway demo[/] — real server on {base}, "
-                          f"data in {directory}, stream to {gateway.sink.name}\n")
-            steps = _steps(WeChatSender(token, aes_key, APP_ID), StoreSender(store_secret),
-                           WeChatSender("not-the-token"))
+            console.print(
+                f"[bold]complaint-gateway demo[/] — real server on {base}, "
+                f"data in {directory}, stream to {gateway.sink.name}\n"
+            )
+            steps = _steps(
+                WeChatSender(token, aes_key, APP_ID),
+                StoreSender(store_secret),
+                WeChatSender("not-the-token"),
+            )
             sent = Table(title="Requests sent", show_lines=False)
             for column in ("#", "request", "HTTP", "answer"):
                 sent.add_column(column)
             async with httpx.AsyncClient(base_url=base, timeout=10) as client:
                 for number, step in enumerate(steps, 1):
-                    response = await client.request(step.method, step.path, params=step.params,
-                                                    headers=step.headers, content=step.body)
-                    sent.add_row(str(number), step.label, _status(response.status_code),
-                                 _answer(response))
-                deadline = time.monotonic() + 10
-                while gateway.outbox.pending and time.monotonic() < deadline:
+                    response = await client.request(
+                        step.method,
+                        step.path,
+                        params=step.params,
+                        headers=step.headers,
+                        content=step.body,
+                    )
+                    sent.add_row(
+                        str(number), step.label, _status(response.status_code), _answer(response)
+                    )
+                deadline = time.monotonic() + 10  # the publisher drains in the background
+                while gateway.outbox.pending and time.monotonic() < deadline:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
                 metrics_text = (await client.get("/metrics")).text
             console.print(sent)
@@ -189,17 +345,27 @@ def _answer(response: httpx.Response) -> str:
 
 def _stream_table(path: Path, sink: str) -> Table:
     table = Table(title=f"Normalized stream ({sink}: {path})")
-    for column in ("record", "channel", "customer", "prio", "expects", "received by",
-                   "description"):
+    for column in (
+        "record",
+        "channel",
+        "customer",
+        "prio",
+        "expects",
+        "received by",
+        "description",
+    ):
         table.add_column(column, overflow="fold")
     records: list[dict[str, Any]] = []
     if path.exists():
         records = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
     for record in records:
         table.add_row(
-            record["record_id"][:8] + "…", f"{record['channel']}\n{record['channel_detail']}",
-            mask_id(record["customer"]["id"]), record["priority"],
-            ", ".join(record["expectations"]) or "-", record["received_by"],
+            record["record_id"][:8] + "…",
+            f"{record['channel']}\n{record['channel_detail']}",
+            mask_id(record["customer"]["id"]),
+            record["priority"],
+            ", ".join(record["expectations"]) or "-",
+            record["received_by"],
             (record["description"] or "(no words: see attachments)")[:60],
         )
     return table
@@ -209,13 +375,21 @@ def _counts_table(metrics_text: str) -> Table:
     table = Table(title="What the gateway counted (/metrics)")
     for column in ("metric", "labels", "value"):
         table.add_column(column)
-    wanted = ("gateway_records_accepted_total", "gateway_duplicates_total",
-              "gateway_events_ignored_total", "gateway_webhooks_refused_total",
-              "gateway_payloads_quarantined_total", "gateway_records_published_total")
+    wanted = (
+        "gateway_records_accepted_total",
+        "gateway_duplicates_total",
+        "gateway_events_ignored_total",
+        "gateway_webhooks_refused_total",
+        "gateway_payloads_quarantined_total",
+        "gateway_records_published_total",
+    )
     for line in metrics_text.splitlines():
         if line.startswith(wanted):
             name, _, value = line.rpartition(" ")
             metric, _, labels = name.partition("{")
-            table.add_row(metric.removeprefix("gateway_").removesuffix("_total"),
-                          labels.rstrip("}"), str(int(float(value))))
+            table.add_row(
+                metric.removeprefix("gateway_").removesuffix("_total"),
+                labels.rstrip("}"),
+                str(int(float(value))),
+            )
     return table

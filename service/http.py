@@ -96,8 +96,12 @@ class WebhookServer:
         if request.url.query:
             headers["query"] = request.url.query
         quarantine_id = await self.outbox.quarantine(
-            channel=channel, reason=error.reason, detail=str(error), headers=headers,
-            body=body, at=self.clock.now(),
+            channel=channel,
+            reason=error.reason,
+            detail=str(error),
+            headers=headers,
+            body=body,
+            at=self.clock.now(),
         )
         self.metrics.quarantined.labels(channel, error.reason).inc()
         self.metrics.refused.labels(channel, error.reason).inc()
@@ -118,7 +122,9 @@ class WebhookServer:
                 body = await self._read_body(request)
         except _BodyTooLarge:
             return self._refuse(
-                channel, 413, "body_too_large",
+                channel,
+                413,
+                "body_too_large",
                 f"body exceeds {self.settings.max_body_bytes} bytes",
             )
         except TimeoutError:
@@ -150,8 +156,9 @@ class WebhookServer:
             return self._refuse(channel, 500, "internal_error", type(exc).__name__)
         except Exception as exc:  # a connector bug: keep the body, tell the sender
             log.exception("connector %s failed", channel)
-            error = MalformedPayload(f"cannot read this payload ({type(exc).__name__})",
-                                     "connector_error")
+            error = MalformedPayload(
+                f"cannot read this payload ({type(exc).__name__})", "connector_error"
+            )
             return await self._quarantine(channel, error, request, body)
         return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 

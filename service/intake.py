@@ -72,15 +72,21 @@ class Intake:
 
         if fresh:
             added = await self._outbox.append(
-                [NewEntry(record, event.source_key, event.body, event.media_type)
-                 for _, _, event, record in fresh]
+                [
+                    NewEntry(record, event.source_key, event.body, event.media_type)
+                    for _, _, event, record in fresh
+                ]
             )
             for (index, key, event, record), is_new in zip(fresh, added, strict=True):
                 await self._dedupe.remember(key, record.record_id, record.received_at)
                 if is_new:
                     self._metrics.accepted.labels(event.channel).inc()
-                    log.info("accepted %s record %s from %s", event.channel, record.record_id,
-                             mask_id(record.customer.id))
+                    log.info(
+                        "accepted %s record %s from %s",
+                        event.channel,
+                        record.record_id,
+                        mask_id(record.customer.id),
+                    )
                 else:
                     self._metrics.duplicates.labels(event.channel).inc()
                 outcomes[index] = Outcome(

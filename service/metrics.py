@@ -20,34 +20,47 @@ class GatewayMetrics:
             "gateway_webhooks_received", "Webhook requests received.", ["channel"], registry=r
         )
         self.accepted = Counter(
-            "gateway_records_accepted", "New records written to the outbox.", ["channel"],
+            "gateway_records_accepted",
+            "New records written to the outbox.",
+            ["channel"],
             registry=r,
         )
         self.refused = Counter(
-            "gateway_webhooks_refused", "Webhook requests refused.", ["channel", "reason"],
+            "gateway_webhooks_refused",
+            "Webhook requests refused.",
+            ["channel", "reason"],
             registry=r,
         )
         self.duplicates = Counter(
-            "gateway_duplicates", "Redeliveries recognised and not published again.", ["channel"],
+            "gateway_duplicates",
+            "Redeliveries recognised and not published again.",
+            ["channel"],
             registry=r,
         )
         self.ignored = Counter(
-            "gateway_events_ignored", "Genuine events that are not complaints.",
-            ["channel", "reason"], registry=r,
+            "gateway_events_ignored",
+            "Genuine events that are not complaints.",
+            ["channel", "reason"],
+            registry=r,
         )
         self.quarantined = Counter(
-            "gateway_payloads_quarantined", "Unreadable payloads kept for inspection.",
-            ["channel", "reason"], registry=r,
+            "gateway_payloads_quarantined",
+            "Unreadable payloads kept for inspection.",
+            ["channel", "reason"],
+            registry=r,
         )
         self.published = Counter(
-            "gateway_records_published", "Records acknowledged by the sink.", ["channel"],
+            "gateway_records_published",
+            "Records acknowledged by the sink.",
+            ["channel"],
             registry=r,
         )
         self.publish_failures = Counter(
             "gateway_publish_failures", "Batches the sink did not acknowledge.", registry=r
         )
         self.outbox_depth = Gauge(
-            "gateway_outbox_depth", "Records in the outbox not yet acknowledged by the sink.",
+            "gateway_outbox_depth",
+            "Records in the outbox not yet acknowledged by the sink.",
             registry=r,
         )
         self.outbox_depth.set_function(outbox_depth)

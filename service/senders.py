@@ -39,12 +39,19 @@ def wechat_xml(fields: dict[str, Any]) -> str:
     return "<xml>" + "".join(inner) + "</xml>"
 
 
-def wechat_text(openid: str, content: str, msg_id: int, create_time: int,
-                to_user: str = "gh_3f2a1b0c9d8e") -> str:
-    return wechat_xml({
-        "ToUserName": to_user, "FromUserName": openid, "CreateTime": create_time,
-        "MsgType": "text", "Content": content, "MsgId": msg_id,
-    })
+def wechat_text(
+    openid: str, content: str, msg_id: int, create_time: int, to_user: str = "gh_3f2a1b0c9d8e"
+) -> str:
+    return wechat_xml(
+        {
+            "ToUserName": to_user,
+            "FromUserName": openid,
+            "CreateTime": create_time,
+            "MsgType": "text",
+            "Content": content,
+            "MsgId": msg_id,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -59,10 +66,15 @@ class WeChatSender:
     encoding_aes_key: str | None = None
     app_id: str | None = None
 
-    def push(self, xml: str, *, mode: WeChatMode = "plain", timestamp: int, nonce: str) -> WeChatPush:
+    def push(
+        self, xml: str, *, mode: WeChatMode = "plain", timestamp: int, nonce: str
+    ) -> WeChatPush:
         ts = str(timestamp)
-        params = {"signature": wechat_signature(self.token, ts, nonce), "timestamp": ts,
-                  "nonce": nonce}
+        params = {
+            "signature": wechat_signature(self.token, ts, nonce),
+            "timestamp": ts,
+            "nonce": nonce,
+        }
         if mode == "plain":
             return WeChatPush(params, xml.encode("utf-8"))
         assert self.encoding_aes_key and self.app_id, "encrypted modes need a key and app id"
@@ -74,14 +86,20 @@ class WeChatSender:
         if mode == "compat":
             body = xml.replace("</xml>", f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>")
         else:
-            body = (f"<xml><ToUserName><![CDATA[{escape(fields.get('ToUserName', ''))}]]>"
-                    f"</ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>")
+            body = (
+                f"<xml><ToUserName><![CDATA[{escape(fields.get('ToUserName', ''))}]]>"
+                f"</ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+            )
         return WeChatPush(params, body.encode("utf-8"))
 
     def url_check(self, echostr: str, *, timestamp: int, nonce: str) -> dict[str, str]:
         ts = str(timestamp)
-        return {"signature": wechat_signature(self.token, ts, nonce), "timestamp": ts,
-                "nonce": nonce, "echostr": echostr}
+        return {
+            "signature": wechat_signature(self.token, ts, nonce),
+            "timestamp": ts,
+            "nonce": nonce,
+            "echostr": echostr,
+        }
 
 
 @dataclass(frozen=True)

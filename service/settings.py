@@ -172,9 +172,9 @@ def settings_class(
         model_config = SettingsConfigDict(
             toml_file=config_file,
             secrets_dir=secrets_dir,
-            **({"secrets_nested_delimiter": "__"} if secrets_dir else {}),  # type: ignore[typeddict-item]
+            **({"secrets_nested_delimiter": "__"} if secrets_dir else {}),
         )
-        connectors: connectors_model = connectors_model()  # type: ignore[valid-type]
+        connectors: connectors_model = connectors_model()
 
     return GatewaySettings
 
@@ -188,7 +188,9 @@ def load_settings(
     try:
         return settings_class(registry, config_file)(**overrides)
     except ValidationError as exc:
-        raise ConfigError([
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        ]) from None
+        raise ConfigError(
+            [
+                f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            ]
+        ) from None

@@ -57,8 +57,11 @@ def make_settings(registry: Registry, tmp_path: Path) -> Callable[..., GatewaySe
         values: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "connectors": {
-                "wechat": {"token": WECHAT_TOKEN, "encoding_aes_key": WECHAT_AES_KEY,
-                           "app_id": WECHAT_APP_ID},
+                "wechat": {
+                    "token": WECHAT_TOKEN,
+                    "encoding_aes_key": WECHAT_AES_KEY,
+                    "app_id": WECHAT_APP_ID,
+                },
                 "store": {"secret": STORE_SECRET},
             },
         }

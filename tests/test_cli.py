@@ -19,50 +19,88 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) -> None:
-    result = subprocess.run([*GATEWAY, "demo", "--data-dir", str(tmp_path)], env=env(),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [*GATEWAY, "demo", "--data-dir", str(tmp_path)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for heading in ("Requests sent", "Normalized stream", "What the gateway counted"):
         assert heading in out
-    records = [json.loads(line) for line in
-               (tmp_path / "complaints.jsonl").read_text("utf-8").splitlines()]
+    records = [
+        json.loads(line) for line in (tmp_path / "complaints.jsonl").read_text("utf-8").splitlines()
+    ]
     assert len(records) == 6
     assert {r["channel"] for r in records} == {"wechat", "store"}
     assert len({r["record_id"] for r in records}) == 6  # retries and resends were dropped
-    for reason in ("bad_signature", "missing_signature", "stale_timestamp", "invalid_json",
-                   "body_too_large", "unknown_channel"):
+    for reason in (
+        "bad_signature",
+        "missing_signature",
+        "stale_timestamp",
+        "invalid_json",
+        "body_too_large",
+        "unknown_channel",
+    ):
         assert reason in out
     assert "13812345678" not in out  # phone numbers are masked in what is shown
 
 
 def test_replay_republishes_by_id_and_by_time(tmp_path: Path) -> None:
-    subprocess.run([*GATEWAY, "demo", "--data-dir", str(tmp_path)], env=env(), check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [*GATEWAY, "demo", "--data-dir", str(tmp_path)],
+        env=env(),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     stream = tmp_path / "complaints.jsonl"
     first = json.loads(stream.read_text("utf-8").splitlines()[0])
     run_env = env(GATEWAY_DATA_DIR=str(tmp_path))
 
-    dry = subprocess.run([*GATEWAY, "replay", "--record-id", first["record_id"], "--dry-run"],
-                         env=run_env, capture_output=True, text=True, timeout=60)
+    dry = subprocess.run(
+        [*GATEWAY, "replay", "--record-id", first["record_id"], "--dry-run"],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert dry.returncode == 0 and "would re-publish 1 record" in dry.stdout
     assert len(stream.read_text("utf-8").splitlines()) == 6
 
-    by_id = subprocess.run([*GATEWAY, "replay", "--record-id", first["record_id"]],
-                           env=run_env, capture_output=True, text=True, timeout=60)
+    by_id = subprocess.run(
+        [*GATEWAY, "replay", "--record-id", first["record_id"]],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert by_id.returncode == 0, by_id.stderr
     lines = stream.read_text("utf-8").splitlines()
     assert len(lines) == 7 and json.loads(lines[-1]) == first
 
-    by_time = subprocess.run([*GATEWAY, "replay", "--since", "2000-01-01T00:00:00Z"],
-                             env=run_env, capture_output=True, text=True, timeout=60)
+    by_time = subprocess.run(
+        [*GATEWAY, "replay", "--since", "2000-01-01T00:00:00Z"],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "re-published 6 record(s)" in by_time.stdout
     assert len(stream.read_text("utf-8").splitlines()) == 13
 
-    unknown = subprocess.run([*GATEWAY, "replay", "--record-id", "no-such-id"],
-                             env=run_env, capture_output=True, text=True, timeout=60)
+    unknown = subprocess.run(
+        [*GATEWAY, "replay", "--record-id", "no-such-id"],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unknown.returncode == 1 and "not in the outbox: no-such-id" in unknown.stderr
 
-    quarantine = subprocess.run([*GATEWAY, "quarantine"], env=run_env, capture_output=True,
-                                text=True, timeout=60)
+    quarantine = subprocess.run(
+        [*GATEWAY, "quarantine"], env=run_env, capture_output=True, text=True, timeout=60
+    )
     assert "store invalid_json" in quarantine.stdout

@@ -88,10 +88,16 @@ class WebhookConnectorContract:
     async def test_secrets_never_show(self, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG)
         connector = self.connector()
-        shown = [repr(connector), repr(connector.settings), str(connector.settings),
-                 connector.settings.model_dump_json()]
-        for request in (self.wrongly_signed(self.sample_body("m-7")),
-                        self.unsigned(self.sample_body("m-8"))):
+        shown = [
+            repr(connector),
+            repr(connector.settings),
+            str(connector.settings),
+            connector.settings.model_dump_json(),
+        ]
+        for request in (
+            self.wrongly_signed(self.sample_body("m-7")),
+            self.unsigned(self.sample_body("m-8")),
+        ):
             with pytest.raises(InvalidSignature) as caught:
                 await connector.handle(request)
             shown.append(str(caught.value))
@@ -108,20 +114,26 @@ class WebhookConnectorContract:
 class TestWeChatContract(WebhookConnectorContract):
     channel = "wechat"
     secret_values = ("tok-5ecret-771", "S3cretAesKey0123456789abcdefghijklmnopqrstu")
-    sender = WeChatSender("tok-5ecret-771", "S3cretAesKey0123456789abcdefghijklmnopqrstu",
-                          "wx1111222233334444")
+    sender = WeChatSender(
+        "tok-5ecret-771", "S3cretAesKey0123456789abcdefghijklmnopqrstu", "wx1111222233334444"
+    )
     malformed_body = b"<xml><FromUserName>unterminated"
 
     def connector(self) -> WebhookConnector:
-        settings = WeChatSettings(token="tok-5ecret-771",  # type: ignore[arg-type]
-                                  encoding_aes_key=self.secret_values[1],  # type: ignore[arg-type]
-                                  app_id="wx1111222233334444")
+        settings = WeChatSettings(
+            token="tok-5ecret-771",  # type: ignore[arg-type]
+            encoding_aes_key=self.secret_values[1],  # type: ignore[arg-type]
+            app_id="wx1111222233334444",
+        )
         return WeChatConnector(settings, FrozenClock(NOW))
 
     def sample_body(self, message_id: str) -> bytes:
         number = int.from_bytes(message_id.encode(), "big") % 10**12
-        return wechat_text("oContract00000000000000000", message_id, number, STAMP).replace(
-            f"<MsgId>{number}</MsgId>", f"<MsgId>{message_id}</MsgId>").encode()
+        return (
+            wechat_text("oContract00000000000000000", message_id, number, STAMP)
+            .replace(f"<MsgId>{number}</MsgId>", f"<MsgId>{message_id}</MsgId>")
+            .encode()
+        )
 
     def _request(self, params: dict[str, str], body: bytes) -> WebhookRequest:
         return WebhookRequest("POST", params, {"content-type": "text/xml"}, body, NOW)
@@ -150,12 +162,20 @@ class TestStoreContract(WebhookConnectorContract):
     malformed_body = b'{"submission_id": '
 
     def connector(self) -> WebhookConnector:
-        return StoreConnector(StoreSettings(secret="st0re-s3cret-abc"),  # type: ignore[arg-type]
-                              FrozenClock(NOW))
+        return StoreConnector(
+            StoreSettings(secret="st0re-s3cret-abc"),  # type: ignore[arg-type]
+            FrozenClock(NOW),
+        )
 
     def sample_body(self, message_id: str) -> bytes:
-        return StoreSender.body({"submission_id": message_id, "store_id": "SH01",
-                                 "customer": {"phone": "13800000000"}, "text": "坏了"})
+        return StoreSender.body(
+            {
+                "submission_id": message_id,
+                "store_id": "SH01",
+                "customer": {"phone": "13800000000"},
+                "text": "坏了",
+            }
+        )
 
     def _request(self, headers: dict[str, Any], body: bytes) -> WebhookRequest:
         return WebhookRequest("POST", {}, headers, body, NOW)
@@ -170,8 +190,10 @@ class TestStoreContract(WebhookConnectorContract):
         return self._request(StoreSender("not-the-secret").sign(body, STAMP), body)
 
     async def test_previous_secret_is_accepted_during_rotation(self) -> None:
-        settings = StoreSettings(secret="new-secret",  # type: ignore[arg-type]
-                                 previous_secret="st0re-s3cret-abc")  # type: ignore[arg-type]
+        settings = StoreSettings(
+            secret="new-secret",  # type: ignore[arg-type]
+            previous_secret="st0re-s3cret-abc",
+        )  # type: ignore[arg-type]
         connector = StoreConnector(settings, FrozenClock(NOW))
         reply = await connector.handle(self.signed(self.sample_body("rot-1")))
         assert reply.events[0].source_key == "rot-1"

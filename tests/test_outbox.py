@@ -19,8 +19,12 @@ T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
 def record(n: int, at: datetime = T0) -> NewEntry:
-    body = {"submission_id": f"S-{n}", "store_id": "SH01",
-            "customer": {"phone": f"138{n:08d}"}, "text": f"第{n}个投诉"}
+    body = {
+        "submission_id": f"S-{n}",
+        "store_id": "SH01",
+        "customer": {"phone": f"138{n:08d}"},
+        "text": f"第{n}个投诉",
+    }
     event = RawEvent("store", f"S-{n}", at, body, b'{"raw": true}', "application/json", f"S-{n}")
     result = StoreNormalizer().normalize(event)
     assert isinstance(result, ComplaintRecord)
@@ -53,8 +57,7 @@ async def test_sent_records_leave_the_queue_and_are_pruned_only_once_old(tmp_pat
     outbox = await SQLiteOutbox.open(tmp_path / "o.sqlite3")
     await outbox.append([record(n) for n in range(3)])
     batch = await outbox.pending_batch(2)
-    assert [e.record_id for e in batch] == [record(0).record.record_id,
-                                            record(1).record.record_id]
+    assert [e.record_id for e in batch] == [record(0).record.record_id, record(1).record.record_id]
     await outbox.mark_sent([e.seq for e in batch], T0)
     assert outbox.pending == 1
     assert await outbox.prune(T0 - timedelta(seconds=1)) == 0

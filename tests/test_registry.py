@@ -48,8 +48,11 @@ def test_every_installed_connector_has_what_a_channel_needs(registry: Registry) 
         ([("wechat", StoreConnector)], [("wechat", StoreNormalizer)], "another name"),
         ([("WeChat", WeChatConnector)], [], "not a channel id"),
         ([("wechat", WeChatConnector)], [], "has no normalizer"),
-        ([("wechat", WeChatConnector), ("wechat", StoreConnector)],
-         [("wechat", WeChatNormalizer)], "another name"),
+        (
+            [("wechat", WeChatConnector), ("wechat", StoreConnector)],
+            [("wechat", WeChatNormalizer)],
+            "another name",
+        ),
         ([("store", object)], [("store", StoreNormalizer)], "is not a WebhookConnector"),
     ],
     ids=["name-mismatch", "bad-id", "no-normalizer", "clash", "wrong-type"],
@@ -63,9 +66,9 @@ def test_registry_refuses_plugins_that_do_not_fit(
 
 def test_a_plugin_channel_gets_its_own_settings_section(tmp_path: Path) -> None:
     """A channel added by a plugin is configured like a built-in one."""
-    from connectors.base import ConnectorSettings
     from pydantic import Field, SecretStr
 
+    from connectors.base import ConnectorSettings
     from service.settings import load_settings
 
     class FaxSettings(ConnectorSettings):
@@ -81,7 +84,8 @@ def test_a_plugin_channel_gets_its_own_settings_section(tmp_path: Path) -> None:
     registry = Registry.from_plugins(
         connectors=[("fax_line", FaxConnector)], normalizers=[("fax_line", FaxNormalizer)]
     )
-    settings = load_settings(registry, data_dir=tmp_path,
-                             connectors={"fax_line": {"api_key": "k-123"}})
+    settings = load_settings(
+        registry, data_dir=tmp_path, connectors={"fax_line": {"api_key": "k-123"}}
+    )
     assert list(settings.enabled_connectors()) == ["fax_line"]
     assert "k-123" not in repr(settings)

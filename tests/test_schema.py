@@ -20,9 +20,12 @@ def minimal(**fields: object) -> dict[str, object]:
     record: dict[str, object] = {
         "record_id": record_id_for("wechat", "1"),
         "received_at": datetime(2026, 11, 23, 10, 15, tzinfo=timezone(timedelta(hours=8))),
-        "channel": "wechat", "channel_detail": "官方公众号消息",
-        "customer": {"id": "wechat:o1"}, "description": "坏了",
-        "received_by": "gateway/wechat", "source": {"connector": "wechat"},
+        "channel": "wechat",
+        "channel_detail": "官方公众号消息",
+        "customer": {"id": "wechat:o1"},
+        "description": "坏了",
+        "received_by": "gateway/wechat",
+        "source": {"connector": "wechat"},
         "dedupe": {"fingerprint": "sha256:00"},
     }
     record.update(fields)

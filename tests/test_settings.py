@@ -61,17 +61,30 @@ def test_defaults_with_no_configuration(registry: Registry) -> None:
 
 def test_every_problem_is_reported_at_once(registry: Registry) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings(registry, http={"port": 70000},
-                      connectors={"wechat": {"encoding_aes_key": "short-secret"}, "store": {}})
+        load_settings(
+            registry,
+            http={"port": 70000},
+            connectors={"wechat": {"encoding_aes_key": "short-secret"}, "store": {}},
+        )
     locations = {problem.split(":")[0] for problem in caught.value.problems}
-    assert {"http.port", "connectors.wechat.token", "connectors.wechat.encoding_aes_key",
-            "connectors.store.secret"} <= locations
+    assert {
+        "http.port",
+        "connectors.wechat.token",
+        "connectors.wechat.encoding_aes_key",
+        "connectors.store.secret",
+    } <= locations
     assert "short-secret" not in str(caught.value)
 
 
 def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, gateway.__file__, *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, gateway.__file__, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -83,13 +96,20 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def test_check_config_lists_all_errors_without_echoing_secrets(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('[http]\nport = "eighty"\n[connectors.wechat]\n'
-                      'token = "hunter2-token"\nencoding_aes_key = "tooShortKey"\n'
-                      '[connectors.store]\nmax_skew_seconds = 0\n')
+    config.write_text(
+        '[http]\nport = "eighty"\n[connectors.wechat]\n'
+        'token = "hunter2-token"\nencoding_aes_key = "tooShortKey"\n'
+        "[connectors.store]\nmax_skew_seconds = 0\n"
+    )
     result = run_cli("check-config", "--config", str(config), env=clean_env(), cwd=tmp_path)
     assert result.returncode == 2
-    for where in ("http.port", "connectors.wechat.encoding_aes_key", "connectors.wechat",
-                  "connectors.store.secret", "connectors.store.max_skew_seconds"):
+    for where in (
+        "http.port",
+        "connectors.wechat.encoding_aes_key",
+        "connectors.wechat",
+        "connectors.store.secret",
+        "connectors.store.max_skew_seconds",
+    ):
         assert where in result.stderr
     assert "hunter2-token" not in result.stderr + result.stdout
     assert "tooShortKey" not in result.stderr + result.stdout
@@ -98,8 +118,13 @@ def test_check_config_lists_all_errors_without_echoing_secrets(tmp_path: Path) -
 def test_check_config_accepts_a_good_configuration(tmp_path: Path) -> None:
     config = tmp_path / "good.toml"
     config.write_text(TOML.format(data=tmp_path / "d"))
-    result = run_cli("check-config", "--config", str(config),
-                     env=clean_env(GATEWAY_CONNECTORS__WECHAT__TOKEN="t"), cwd=tmp_path)
+    result = run_cli(
+        "check-config",
+        "--config",
+        str(config),
+        env=clean_env(GATEWAY_CONNECTORS__WECHAT__TOKEN="t"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "channels store, wechat" in result.stdout
     assert "from-the-file" not in result.stdout

@@ -8,12 +8,16 @@ from tests.fakes import FrozenClock, MemorySink
 
 
 async def test_wechat_text_reaches_the_sink(
-    client: httpx.AsyncClient, gateway: Gateway, sink: MemorySink, wechat: WeChatSender,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    sink: MemorySink,
+    wechat: WeChatSender,
     clock: FrozenClock,
 ) -> None:
     ts = int(clock.now().timestamp())
-    push = wechat.push(wechat_text("oUser1234567890abcdefghijklm", "水壶漏水", 1001, ts),
-                       timestamp=ts, nonce="n1")
+    push = wechat.push(
+        wechat_text("oUser1234567890abcdefghijklm", "水壶漏水", 1001, ts), timestamp=ts, nonce="n1"
+    )
     response = await client.post("/webhooks/wechat", params=push.params, content=push.body)
     assert response.status_code == 200
     assert response.text == "success"

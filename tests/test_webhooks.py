@@ -35,18 +35,30 @@ async def metrics(client: httpx.AsyncClient) -> str:
     return (await client.get("/metrics")).text
 
 
-def text_push(wechat: WeChatSender, clock: FrozenClock, msg_id: int, content: str = "投诉：漏水",
-              mode: str = "plain") -> tuple[dict[str, str], bytes]:
+def text_push(
+    wechat: WeChatSender,
+    clock: FrozenClock,
+    msg_id: int,
+    content: str = "投诉：漏水",
+    mode: str = "plain",
+) -> tuple[dict[str, str], bytes]:
     ts = int(clock.now().timestamp())
-    push = wechat.push(wechat_text(OPENID, content, msg_id, ts), mode=mode,  # type: ignore[arg-type]
-                       timestamp=ts, nonce=f"n{msg_id}")
+    push = wechat.push(
+        wechat_text(OPENID, content, msg_id, ts),
+        mode=mode,  # type: ignore[arg-type]
+        timestamp=ts,
+        nonce=f"n{msg_id}",
+    )
     return push.params, push.body
 
 
 def store_submission(**fields: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "submission_id": "SH0012-20261123-0001", "store_id": "SH0012", "clerk_id": "E1024",
-        "customer": {"phone": "13812345678"}, "text": "水壶漏水，要求换新",
+        "submission_id": "SH0012-20261123-0001",
+        "store_id": "SH0012",
+        "clerk_id": "E1024",
+        "customer": {"phone": "13812345678"},
+        "text": "水壶漏水，要求换新",
         "expectations": ["exchange"],
     }
     body.update(fields)
@@ -59,10 +71,15 @@ async def nothing_stored(gateway: Gateway) -> bool:
 
 # -- WeChat -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["plain", "compat", "safe"])
 async def test_wechat_message_in_each_mode_is_answered_success_and_published(
-    client: httpx.AsyncClient, gateway: Gateway, sink: MemorySink, wechat: WeChatSender,
-    clock: FrozenClock, mode: str,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    sink: MemorySink,
+    wechat: WeChatSender,
+    clock: FrozenClock,
+    mode: str,
 ) -> None:
     params, body = text_push(wechat, clock, 42, "快递三天没动了😡", mode)
     response = await client.post("/webhooks/wechat", params=params, content=body)
@@ -76,7 +93,10 @@ async def test_wechat_message_in_each_mode_is_answered_success_and_published(
 
 
 async def test_wechat_retry_triple_gives_one_record(
-    client: httpx.AsyncClient, sink: MemorySink, wechat: WeChatSender, clock: FrozenClock,
+    client: httpx.AsyncClient,
+    sink: MemorySink,
+    wechat: WeChatSender,
+    clock: FrozenClock,
 ) -> None:
     params, body = text_push(wechat, clock, 7001)
     for attempt in range(4):  # the first delivery and WeChat's three retries
@@ -98,18 +118,31 @@ async def test_wechat_url_check(client: httpx.AsyncClient, wechat: WeChatSender)
 
 
 async def test_subscribe_event_is_acknowledged_but_not_a_complaint(
-    client: httpx.AsyncClient, gateway: Gateway, wechat: WeChatSender, clock: FrozenClock,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    wechat: WeChatSender,
+    clock: FrozenClock,
 ) -> None:
     ts = int(clock.now().timestamp())
-    xml = wechat_xml({"ToUserName": "gh_1", "FromUserName": OPENID, "CreateTime": ts,
-                      "MsgType": "event", "Event": "subscribe", "EventKey": ""})
+    xml = wechat_xml(
+        {
+            "ToUserName": "gh_1",
+            "FromUserName": OPENID,
+            "CreateTime": ts,
+            "MsgType": "event",
+            "Event": "subscribe",
+            "EventKey": "",
+        }
+    )
     push = wechat.push(xml, timestamp=ts, nonce="e1")
     response = await client.post("/webhooks/wechat", params=push.params, content=push.body)
     assert (response.status_code, response.text) == (200, "success")
     assert await nothing_stored(gateway)
     text = await metrics(client)
-    assert metric(text, "gateway_events_ignored_total", channel="wechat",
-                  reason="event:subscribe") == 1
+    assert (
+        metric(text, "gateway_events_ignored_total", channel="wechat", reason="event:subscribe")
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -122,24 +155,38 @@ async def test_subscribe_event_is_acknowledged_but_not_a_complaint(
     ids=["missing", "wrong", "tampered-nonce"],
 )
 async def test_wechat_bad_signature_is_refused_counted_and_nothing_kept(
-    client: httpx.AsyncClient, gateway: Gateway, wechat: WeChatSender, clock: FrozenClock,
-    mangle: Callable[[dict[str, str]], dict[str, str]], status: int, reason: str,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    wechat: WeChatSender,
+    clock: FrozenClock,
+    mangle: Callable[[dict[str, str]], dict[str, str]],
+    status: int,
+    reason: str,
 ) -> None:
     params, body = text_push(wechat, clock, 9)
     response = await client.post("/webhooks/wechat", params=mangle(params), content=body)
     assert response.status_code == status
     assert response.json()["reason"] == reason
     assert await nothing_stored(gateway)
-    assert metric(await metrics(client), "gateway_webhooks_refused_total",
-                  channel="wechat", reason=reason) == 1
+    assert (
+        metric(
+            await metrics(client), "gateway_webhooks_refused_total", channel="wechat", reason=reason
+        )
+        == 1
+    )
 
 
 async def test_wechat_entity_expansion_is_refused_and_quarantined(
-    client: httpx.AsyncClient, gateway: Gateway, wechat: WeChatSender, clock: FrozenClock,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    wechat: WeChatSender,
+    clock: FrozenClock,
 ) -> None:
-    lol = ('<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa">'
-           '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-           "<xml><FromUserName>&b;</FromUserName></xml>")
+    lol = (
+        '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        "<xml><FromUserName>&b;</FromUserName></xml>"
+    )
     push = wechat.push(lol, timestamp=int(clock.now().timestamp()), nonce="x")
     response = await client.post("/webhooks/wechat", params=push.params, content=push.body)
     assert response.status_code == 400
@@ -150,21 +197,28 @@ async def test_wechat_entity_expansion_is_refused_and_quarantined(
 
 # -- store ------------------------------------------------------------------------------
 
-async def post_store(client: httpx.AsyncClient, store: StoreSender, clock: FrozenClock,
-                     body: bytes, *, skew: int = 0) -> httpx.Response:
+
+async def post_store(
+    client: httpx.AsyncClient, store: StoreSender, clock: FrozenClock, body: bytes, *, skew: int = 0
+) -> httpx.Response:
     headers = store.sign(body, int(clock.now().timestamp()) + skew)
     return await client.post("/webhooks/store", headers=headers, content=body)
 
 
 async def test_store_complaint_is_accepted_then_its_resend_is_a_duplicate(
-    client: httpx.AsyncClient, sink: MemorySink, store: StoreSender, clock: FrozenClock,
+    client: httpx.AsyncClient,
+    sink: MemorySink,
+    store: StoreSender,
+    clock: FrozenClock,
 ) -> None:
     body = store.body(store_submission())
     first = await post_store(client, store, clock, body)
     clock.advance(30)
     again = await post_store(client, store, clock, body)
-    assert first.json() == {"status": "accepted",
-                            "record_id": record_id_for("store", "SH0012-20261123-0001")}
+    assert first.json() == {
+        "status": "accepted",
+        "record_id": record_id_for("store", "SH0012-20261123-0001"),
+    }
     assert again.json() == {"status": "duplicate", "record_id": first.json()["record_id"]}
     await sink.wait_for(1)
     (record,) = sink.records
@@ -177,26 +231,41 @@ async def test_store_complaint_is_accepted_then_its_resend_is_a_duplicate(
     [
         ({"x-store-signature": "sha256=" + "0" * 64}, 401, "missing_timestamp"),
         ({"x-store-timestamp": "1795400100"}, 401, "missing_signature"),
-        ({"x-store-timestamp": "1795400100", "x-store-signature": "sha256=" + "0" * 64},
-         403, "bad_signature"),
-        ({"x-store-timestamp": "yesterday", "x-store-signature": "sha256=00"}, 403,
-         "bad_timestamp"),
+        (
+            {"x-store-timestamp": "1795400100", "x-store-signature": "sha256=" + "0" * 64},
+            403,
+            "bad_signature",
+        ),
+        (
+            {"x-store-timestamp": "yesterday", "x-store-signature": "sha256=00"},
+            403,
+            "bad_timestamp",
+        ),
     ],
     ids=["no-timestamp", "no-signature", "wrong-signature", "garbled-timestamp"],
 )
 async def test_store_unauthenticated_requests_are_refused(
-    client: httpx.AsyncClient, gateway: Gateway, store: StoreSender,
-    headers: dict[str, str], status: int, reason: str,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    store: StoreSender,
+    headers: dict[str, str],
+    status: int,
+    reason: str,
 ) -> None:
-    response = await client.post("/webhooks/store", headers=headers,
-                                 content=store.body(store_submission()))
+    response = await client.post(
+        "/webhooks/store", headers=headers, content=store.body(store_submission())
+    )
     assert (response.status_code, response.json()["reason"]) == (status, reason)
     assert await nothing_stored(gateway)
 
 
 @pytest.mark.parametrize("skew", [-301, 301])
 async def test_store_stale_or_future_timestamp_is_refused(
-    client: httpx.AsyncClient, gateway: Gateway, store: StoreSender, clock: FrozenClock, skew: int,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    store: StoreSender,
+    clock: FrozenClock,
+    skew: int,
 ) -> None:
     response = await post_store(client, store, clock, store.body(store_submission()), skew=skew)
     assert (response.status_code, response.json()["reason"]) == (403, "stale_timestamp")
@@ -214,8 +283,12 @@ async def test_store_stale_or_future_timestamp_is_refused(
     ids=["truncated", "not-an-object", "no-contact", "unknown-expectation"],
 )
 async def test_store_malformed_body_is_answered_400_and_kept_verbatim(
-    client: httpx.AsyncClient, gateway: Gateway, store: StoreSender, clock: FrozenClock,
-    body: bytes, reason: str,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    store: StoreSender,
+    clock: FrozenClock,
+    body: bytes,
+    reason: str,
 ) -> None:
     response = await post_store(client, store, clock, body)
     assert response.status_code == 400
@@ -228,8 +301,10 @@ async def test_store_malformed_body_is_answered_400_and_kept_verbatim(
 
 # -- limits and routing -----------------------------------------------------------------
 
+
 async def test_body_over_the_limit_is_413_with_or_without_content_length(
-    client: httpx.AsyncClient, gateway: Gateway,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
 ) -> None:
     big = b"x" * (1024 * 1024 + 1)
     declared = await client.post("/webhooks/store", content=big)
@@ -244,7 +319,9 @@ async def test_body_over_the_limit_is_413_with_or_without_content_length(
 
 
 async def test_unknown_and_unconfigured_channels_are_404(
-    make_settings: Callable[..., GatewaySettingsBase], registry: Registry, clock: FrozenClock,
+    make_settings: Callable[..., GatewaySettingsBase],
+    registry: Registry,
+    clock: FrozenClock,
 ) -> None:
     settings = make_settings(connectors={"wechat": {"token": "t", "enabled": False}})
     async with running_gateway(settings, registry, clock=clock, sink=MemorySink()) as gw:
@@ -256,7 +333,10 @@ async def test_unknown_and_unconfigured_channels_are_404(
 
 
 async def test_outbox_failure_is_503_so_the_platform_retries(
-    client: httpx.AsyncClient, gateway: Gateway, wechat: WeChatSender, clock: FrozenClock,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    wechat: WeChatSender,
+    clock: FrozenClock,
 ) -> None:
     await gateway.outbox.aclose()
     params, body = text_push(wechat, clock, 77)
@@ -266,7 +346,8 @@ async def test_outbox_failure_is_503_so_the_platform_retries(
 
 
 async def test_health_readiness_and_metrics(
-    client: httpx.AsyncClient, sink: MemorySink,
+    client: httpx.AsyncClient,
+    sink: MemorySink,
 ) -> None:
     assert (await client.get("/healthz")).status_code == 200
     assert (await client.get("/readyz")).json()["ready"] is True
@@ -274,22 +355,30 @@ async def test_health_readiness_and_metrics(
     ready = await client.get("/readyz")
     assert ready.status_code == 503 and "memory" in ready.json()["problems"]
     text = await metrics(client)
-    for name in ("gateway_webhooks_received_total", "gateway_outbox_depth",
-                 "gateway_publish_latency_seconds_bucket"):
+    for name in (
+        "gateway_webhooks_received_total",
+        "gateway_outbox_depth",
+        "gateway_publish_latency_seconds_bucket",
+    ):
         assert name in text
 
 
 # -- durability -------------------------------------------------------------------------
 
+
 async def test_accepted_records_wait_in_the_outbox_while_the_sink_is_down(
-    client: httpx.AsyncClient, gateway: Gateway, sink: MemorySink, wechat: WeChatSender,
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    sink: MemorySink,
+    wechat: WeChatSender,
     clock: FrozenClock,
 ) -> None:
     sink.down = True
     for msg_id in range(100, 110):
         params, body = text_push(wechat, clock, msg_id)
-        assert (await client.post("/webhooks/wechat", params=params, content=body)).status_code \
-            == 200
+        assert (
+            await client.post("/webhooks/wechat", params=params, content=body)
+        ).status_code == 200
     assert metric(await metrics(client), "gateway_outbox_depth") == 10
     sink.down = False
     gateway.publisher.notify()
@@ -298,7 +387,9 @@ async def test_accepted_records_wait_in_the_outbox_while_the_sink_is_down(
 
 
 async def test_outbox_and_dedupe_survive_a_restart(
-    make_settings: Callable[..., GatewaySettingsBase], registry: Registry, clock: FrozenClock,
+    make_settings: Callable[..., GatewaySettingsBase],
+    registry: Registry,
+    clock: FrozenClock,
     wechat: WeChatSender,
 ) -> None:
     settings = make_settings()
@@ -308,8 +399,9 @@ async def test_outbox_and_dedupe_survive_a_restart(
     async with running_gateway(settings, registry, clock=clock, sink=down) as gw:
         transport = httpx.ASGITransport(app=gw.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            assert (await client.post("/webhooks/wechat", params=params,
-                                      content=body)).status_code == 200
+            assert (
+                await client.post("/webhooks/wechat", params=params, content=body)
+            ).status_code == 200
     up = MemorySink()
     async with running_gateway(settings, registry, clock=clock, sink=up) as gw:
         await up.wait_for(1)

@@ -46,22 +46,32 @@ def request(method: str, query: dict[str, str], body: bytes = b"") -> WebhookReq
 
 # -- TV-WX-1: the plaintext URL check --------------------------------------------------
 
+
 async def test_url_check_echoes_echostr_with_the_published_signature() -> None:
-    query = {"signature": "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff", "timestamp": "1410685589",
-             "nonce": "test", "echostr": "hello-wechat"}
+    query = {
+        "signature": "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff",
+        "timestamp": "1410685589",
+        "nonce": "test",
+        "echostr": "hello-wechat",
+    }
     reply = await connector(token="test").handle(request("GET", query))
     assert reply.answer is not None and reply.answer.body == b"hello-wechat"
 
 
 async def test_url_check_refuses_the_published_negative_signature() -> None:
-    query = {"signature": "f21891de399b4e33a1a93c9a7b8a8fffb5a443fe", "timestamp": "1410685589",
-             "nonce": "test", "echostr": "hello-wechat"}
+    query = {
+        "signature": "f21891de399b4e33a1a93c9a7b8a8fffb5a443fe",
+        "timestamp": "1410685589",
+        "nonce": "test",
+        "echostr": "hello-wechat",
+    }
     with pytest.raises(InvalidSignature) as caught:
         await connector(token="test").handle(request("GET", query))
     assert caught.value.status == 403
 
 
 # -- TV-WX-2 / TV-WX-3: the official samples, compatible and safe mode ----------------
+
 
 def compat_body(vector: dict[str, object]) -> bytes:
     return bytes(vector["plaintext"]).replace(  # type: ignore[call-overload]
@@ -70,13 +80,19 @@ def compat_body(vector: dict[str, object]) -> bytes:
 
 
 def safe_body(vector: dict[str, object]) -> bytes:
-    return (f"<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName>"
-            f"<Encrypt><![CDATA[{vector['encrypt']}]]></Encrypt></xml>").encode()
+    return (
+        f"<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName>"
+        f"<Encrypt><![CDATA[{vector['encrypt']}]]></Encrypt></xml>"
+    ).encode()
 
 
 def encrypted_query(vector: dict[str, object], with_plain_signature: bool) -> dict[str, str]:
-    query = {"timestamp": str(vector["timestamp"]), "nonce": str(vector["nonce"]),
-             "encrypt_type": "aes", "msg_signature": str(vector["msg_signature"])}
+    query = {
+        "timestamp": str(vector["timestamp"]),
+        "nonce": str(vector["nonce"]),
+        "encrypt_type": "aes",
+        "msg_signature": str(vector["msg_signature"]),
+    }
     if with_plain_signature:
         query["signature"] = wechat_signature("spamtest", query["timestamp"], query["nonce"])
     return query
@@ -89,8 +105,7 @@ async def test_official_sample_decrypts_to_the_published_plaintext(
     vector: dict[str, object], body: object, plain_signature: bool
 ) -> None:
     wx = connector(token="spamtest", encoding_aes_key=SAMPLE_KEY, app_id=SAMPLE_APP_ID)
-    reply = await wx.handle(request("POST", encrypted_query(vector, plain_signature),
-                                    body(vector)))  # type: ignore[operator]
+    reply = await wx.handle(request("POST", encrypted_query(vector, plain_signature), body(vector)))  # type: ignore[operator]
     (event,) = reply.events
     assert event.body == vector["plaintext"]
     assert event.source_key == vector["msg_id"] == event.message_id
@@ -116,31 +131,47 @@ async def test_message_for_another_app_id_is_refused() -> None:
 
 
 async def test_previous_aes_key_still_decrypts_during_a_key_change() -> None:
-    wx = connector(token="spamtest", encoding_aes_key="Z" * 43,
-                   previous_encoding_aes_key=SAMPLE_KEY, app_id=SAMPLE_APP_ID)
+    wx = connector(
+        token="spamtest",
+        encoding_aes_key="Z" * 43,
+        previous_encoding_aes_key=SAMPLE_KEY,
+        app_id=SAMPLE_APP_ID,
+    )
     reply = await wx.handle(request("POST", encrypted_query(TV_WX_2, False), safe_body(TV_WX_2)))
     assert reply.events[0].body == TV_WX_2["plaintext"]
 
 
 # -- TV-WX-5: safe-mode URL check answers the decrypted echostr -----------------------
 
+
 async def test_safe_mode_url_check_answers_the_decrypted_echostr() -> None:
-    wx = connector(token="QDG6eK", encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-                   app_id="wx5823bf96d3bd56c7")
-    query = {"msg_signature": "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
-             "timestamp": "1409659589", "nonce": "263014780",
-             "echostr": "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ=="}
+    wx = connector(
+        token="QDG6eK",
+        encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        app_id="wx5823bf96d3bd56c7",
+    )
+    query = {
+        "msg_signature": "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
+        "timestamp": "1409659589",
+        "nonce": "263014780",
+        "echostr": "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ==",
+    }
     reply = await wx.handle(request("GET", query))
     assert reply.answer is not None and reply.answer.body == b"1616140317555161061"
 
 
 # -- TV-WX-7: an all-zero key and an event with no MsgId ------------------------------
 
+
 async def test_component_event_vector_decrypts_and_is_not_a_complaint() -> None:
     wx = connector(token="AAAAA", encoding_aes_key="A" * 43, app_id="wx134c8103faa5a59e")
     encrypt = "D7yzvUNAL930rd28wf21s4hvXhz0L6Uit/p2Di6C5DHyYGpEgdBRnKjBec34JwoQXicwaZC7fOVihW80F4VtsdvE//1vr7oAbqjDv8KenVp+ajKYpJnyQ4zMRhIC+a31fCVOMC03FfzV/QuC94kBP55a+Za3sJgvAn+ZbsNqZI5DkyuzkhQN8OBqCzFhizGmy0xpM0MEA4agpvE+RuNO1rhHTtuJB5yltw1FiYzecSXJ+y/D2r81VkRn2eYjh2ltsoyfbDR7Is6ookXIFxTfyeNyeHxMeT4KN5WpCDmSbTcUYrbBUlkGLJ9n/rU8YOywma6G7aTb7KZKOqCxgfoUlYEZPk4FUL/TK7ShriFDMVCLyjQJ15Ob++agDWtcxhfUfe6HIoIpRW8mKNBQiY/Jd1svvuskA1wLef1RTtzKfMpagSCX/laZINmdnX4zrF6kIaR9P4xQrWXbsTFHTYe0Mg=="
-    query = {"timestamp": "1715943329", "nonce": "1590219412", "encrypt_type": "aes",
-             "msg_signature": "6c12a4205838198b8fa631b3220723bb07f1015c"}
+    query = {
+        "timestamp": "1715943329",
+        "nonce": "1590219412",
+        "encrypt_type": "aes",
+        "msg_signature": "6c12a4205838198b8fa631b3220723bb07f1015c",
+    }
     body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
     (event,) = (await wx.handle(request("POST", query, body))).events
     assert len(event.body) == 292
