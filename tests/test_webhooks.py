@@ -412,3 +412,56 @@ async def test_outbox_and_dedupe_survive_a_restart(
             text = await metrics(client)
         assert metric(text, "gateway_duplicates_total", channel="wechat") == 1
     assert [r["record_id"] for r in up.records] == [record_id_for("wechat", "555")]
+
+
+# -- hostile input ----------------------------------------------------------------------
+
+
+async def test_garbage_bodies_get_4xx_and_the_server_keeps_working(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    sink: MemorySink,
+    wechat: WeChatSender,
+    store: StoreSender,
+    clock: FrozenClock,
+) -> None:
+    import random
+
+    rng = random.Random(20261123)
+    ts = int(clock.now().timestamp())
+    for n in range(150):
+        size = rng.choice([0, 1, 7, 64, 512, 4096])
+        body = bytes(rng.getrandbits(8) for _ in range(size))
+        if n % 3 == 0:  # valid XML shapes with garbage inside
+            body = b"<xml>" + body.replace(b"<", b"").replace(b"&", b"") + b"</xml>"
+        push = wechat.push("<xml/>", timestamp=ts, nonce=f"g{n}")
+        wx = await client.post("/webhooks/wechat", params=push.params, content=body)
+        st = await client.post("/webhooks/store", headers=store.sign(body, ts), content=body)
+        assert 400 <= wx.status_code < 500, (n, wx.status_code, wx.text)
+        assert 400 <= st.status_code < 500, (n, st.status_code, st.text)
+    assert len(await gateway.outbox.quarantined(1000)) == 300
+    params, body = text_push(wechat, clock, 31337)
+    assert (await client.post("/webhooks/wechat", params=params, content=body)).text == "success"
+    await sink.wait_for(1)
+
+
+async def test_a_body_that_trickles_in_too_slowly_is_408(
+    make_settings: Callable[..., GatewaySettingsBase],
+    registry: Registry,
+    clock: FrozenClock,
+) -> None:
+    import asyncio
+
+    settings = make_settings(http={"body_timeout_seconds": 0.2})
+    async with running_gateway(settings, registry, clock=clock, sink=MemorySink()) as gw:
+        transport = httpx.ASGITransport(app=gw.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+
+            async def trickle():  # type: ignore[no-untyped-def]
+                for _ in range(10):
+                    await asyncio.sleep(0.1)
+                    yield b"x"
+
+            response = await client.post("/webhooks/store", content=trickle())
+            assert response.status_code == 408
+            assert (await client.get("/healthz")).status_code == 200
