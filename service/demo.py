@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.logs import mask_id
+from service.metrics import GatewayMetrics
 from service.registry import Registry
 from service.senders import StoreSender, WeChatSender, wechat_text, wechat_xml
 
@@ -257,7 +258,7 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
     from service.settings import load_settings
 
     console = Console(width=None if Console().is_terminal else 150)
-    configure_logging("WARNING")
+    configure_logging("ERROR")
     tmp = (
         tempfile.TemporaryDirectory(prefix="complaint-gateway-demo-") if data_dir is None else None
     )
@@ -300,10 +301,11 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
                 WeChatSender("not-the-token"),
             )
             sent = Table(title="Requests sent", show_lines=False)
-            for column in ("#", "request", "HTTP", "answer"):
+            for column in ("#", "request", "HTTP", "what the gateway did", "answer"):
                 sent.add_column(column)
             async with httpx.AsyncClient(base_url=base, timeout=10) as client:
                 for number, step in enumerate(steps, 1):
+                    before = _counts(gateway.metrics)
                     response = await client.request(
                         step.method,
                         step.path,
@@ -312,7 +314,11 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
                         content=step.body,
                     )
                     sent.add_row(
-                        str(number), step.label, _status(response.status_code), _answer(response)
+                        str(number),
+                        step.label,
+                        _status(response.status_code),
+                        _what_happened(before, _counts(gateway.metrics)),
+                        _answer(response),
                     )
                 deadline = time.monotonic() + 10  # the publisher drains in the background
                 while gateway.outbox.pending and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -327,6 +333,30 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
         if tmp is not None:
             tmp.cleanup()
     return 0
+
+
+_OUTCOMES = {
+    "gateway_records_accepted": "[green]new record[/]",
+    "gateway_duplicates": "[cyan]duplicate: not published again[/]",
+    "gateway_events_ignored": "not a complaint: counted",
+    "gateway_payloads_quarantined": "[yellow]refused, body quarantined[/]",
+    "gateway_webhooks_refused": "[red]refused, nothing kept[/]",
+}
+
+
+def _counts(metrics: GatewayMetrics) -> dict[str, float]:
+    totals = dict.fromkeys(_OUTCOMES, 0.0)
+    for family in metrics.registry.collect():
+        if family.name in totals:
+            totals[family.name] = sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return totals
+
+
+def _what_happened(before: dict[str, float], after: dict[str, float]) -> str:
+    for name, label in _OUTCOMES.items():  # the first that moved says most
+        if after[name] > before[name]:
+            return label
+    return "handshake answered"
 
 
 def _status(code: int) -> str:

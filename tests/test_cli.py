@@ -45,6 +45,8 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
         "unknown_channel",
     ):
         assert reason in out
+    assert out.count("duplicate: not published again") == 4  # 3 WeChat retries, 1 store resend
+    assert out.count("refused, body quarantined") == 1
     assert "13812345678" not in out  # phone numbers are masked in what is shown
 
 
