@@ -57,6 +57,7 @@ class Publisher:
         self._retention = retention
         self._on_published = on_published
         self._on_failure = on_failure
+        self._sleep = sleep
         self._retry = RETRY_SINK.copy(sleep=sleep, before_sleep=self._log_retry)
         self._wake = asyncio.Event()
         self.healthy = True
@@ -90,16 +91,25 @@ class Publisher:
         return total
 
     async def run(self) -> None:
-        """Drain, wait for new records or the idle tick, prune now and then; until cancelled."""
+        """Drain, wait for new records or the idle tick, prune now and then; until cancelled.
+
+        An unexpected error (a sink bug, a disk error in the outbox) is logged and
+        the loop goes on after the idle tick: the records stay in the outbox.
+        """
         last_prune = self._clock.now()
         while True:
             self._wake.clear()
-            await self.drain()
-            now = self._clock.now()
-            if now - last_prune > timedelta(hours=1):
-                pruned = await self._outbox.prune(now - self._retention)
-                log.info("pruned %d sent records older than %s", pruned, self._retention)
-                last_prune = now
+            try:
+                await self.drain()
+                now = self._clock.now()
+                if now - last_prune > timedelta(hours=1):
+                    pruned = await self._outbox.prune(now - self._retention)
+                    log.info("pruned %d sent records older than %s", pruned, self._retention)
+                    last_prune = now
+            except Exception:
+                self.healthy = False
+                log.exception("publisher failed; records stay in the outbox, retrying")
+                await self._sleep(self._idle_seconds)
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
             # cancellation that coincides with the wake-up, and stop would hang.
             with contextlib.suppress(TimeoutError):

@@ -95,14 +95,17 @@ class WebhookServer:
         headers = {k: v for k, v in request.headers.items() if k in _KEPT_HEADERS}
         if request.url.query:
             headers["query"] = request.url.query
-        quarantine_id = await self.outbox.quarantine(
-            channel=channel,
-            reason=error.reason,
-            detail=str(error),
-            headers=headers,
-            body=body,
-            at=self.clock.now(),
-        )
+        try:
+            quarantine_id = await self.outbox.quarantine(
+                channel=channel,
+                reason=error.reason,
+                detail=str(error),
+                headers=headers,
+                body=body,
+                at=self.clock.now(),
+            )
+        except OutboxUnavailable:  # cannot keep it: make the sender try again later
+            return self._refuse(channel, 503, "outbox_unavailable", "try again later")
         self.metrics.quarantined.labels(channel, error.reason).inc()
         self.metrics.refused.labels(channel, error.reason).inc()
         log.warning("quarantined %s payload #%d: %s", channel, quarantine_id, error)

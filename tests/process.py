@@ -13,10 +13,14 @@ Fixtures (import them into a test module to use them):
   a free port and the JSON Lines sink; ``env`` adds or overrides variables
   (``GATEWAY_KAFKA__BOOTSTRAP_SERVERS=...``). Every process is stopped at teardown.
 * ``gateway_process``: one such process with the defaults, started.
+
+:func:`send_wechat_complaints` sends many signed WeChat pushes at once, as
+WeChat does during a rush, and tells which were acknowledged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -24,7 +28,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,8 @@ import httpx
 import pytest
 
 import gateway
+from schemas import record_id_for
+from service.senders import WeChatMode, WeChatPush, WeChatSender, wechat_text
 from tests.brokers import free_port
 from tests.conftest import STORE_SECRET, WECHAT_AES_KEY, WECHAT_APP_ID, WECHAT_TOKEN
 
@@ -214,6 +220,71 @@ def channel_env() -> dict[str, str]:
     }
 
 
+# -- traffic ------------------------------------------------------------------------------
+
+WECHAT = WeChatSender(WECHAT_TOKEN, WECHAT_AES_KEY, WECHAT_APP_ID)
+OPENID = "oProcTestUserAbCdEfGhIjKlMnOp"
+
+
+def wechat_record_id(msg_id: int) -> str:
+    return record_id_for("wechat", str(msg_id))
+
+
+def wechat_push(msg_id: int, content: str | None = None, *, openid: str = OPENID,
+                mode: WeChatMode = "plain") -> WeChatPush:
+    """A signed text push as WeChat sends it now (its retries repeat it unchanged)."""
+    now = int(time.time())
+    xml = wechat_text(openid, content or f"投诉 #{msg_id}：热水器漏水", msg_id, now)
+    return WECHAT.push(xml, mode=mode, timestamp=now, nonce=f"n{msg_id}")
+
+
+async def send_wechat_complaints(
+    base_url: str,
+    msg_ids: Iterable[int],
+    *,
+    concurrency: int = 50,
+    after_answer: Callable[[int], None] | None = None,
+) -> dict[int, str]:
+    """POST one text complaint per MsgId, ``concurrency`` at a time.
+
+    Returns MsgId → ``"ack"`` (200 "success": the gateway took it) or what went
+    wrong instead (another status, or the transport error of a dead server).
+    ``after_answer(n)`` is called after the n-th acknowledgement, e.g. to kill the server.
+    """
+    outcomes: dict[int, str] = {}
+    acks = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=15.0, limits=limits) as client:
+
+        async def one(msg_id: int) -> None:
+            nonlocal acks
+            push = wechat_push(msg_id)
+            try:
+                response = await client.post(
+                    "/webhooks/wechat", params=push.params, content=push.body
+                )
+            except httpx.TransportError as exc:
+                outcomes[msg_id] = type(exc).__name__
+                return
+            if (response.status_code, response.text) == (200, "success"):
+                outcomes[msg_id] = "ack"
+                acks += 1
+                if after_answer is not None:
+                    after_answer(acks)
+            else:
+                outcomes[msg_id] = f"{response.status_code} {response.text}"
+
+        await asyncio.gather(*(one(msg_id) for msg_id in msg_ids))
+    return outcomes
+
+
+def acknowledged(outcomes: Mapping[int, str]) -> set[str]:
+    """The record ids of the complaints the gateway answered 200."""
+    return {wechat_record_id(m) for m, outcome in outcomes.items() if outcome == "ack"}
+
+
+# -- pytest plumbing ----------------------------------------------------------------------
+
 class LogsOnFailure:
     """A pytest plugin, registered for one test, that adds log files to its failure report."""
 
@@ -224,11 +295,11 @@ class LogsOnFailure:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Iterator[None]:
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         if item is self.item and getattr(report, "failed", False):
             for title, text in self.logs.items():
-                report.sections.append((title, text()))  # type: ignore[attr-defined]
+                report.sections.append((title, text()))
         return report
 
     @classmethod

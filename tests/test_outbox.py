@@ -130,3 +130,23 @@ async def test_stopping_the_publisher_while_it_retries_leaves_records_pending(
         await asyncio.wait_for(task, 2)
     assert outbox.pending == 1
     await outbox.aclose()
+
+
+async def test_an_unexpected_sink_error_does_not_stop_the_publisher(tmp_path: Path) -> None:
+    outbox = await SQLiteOutbox.open(tmp_path / "o.sqlite3")
+    await outbox.append([record(1)])
+
+    class FlakySink(MemorySink):
+        async def publish(self, batch):  # type: ignore[no-untyped-def]
+            if self.attempts == 0:
+                self.attempts += 1
+                raise RuntimeError("a bug in a sink plugin")
+            await super().publish(batch)
+
+    sink = FlakySink()
+    publisher = Publisher(outbox, sink, FrozenClock(), idle_seconds=0.01)
+    task = asyncio.create_task(publisher.run())
+    await sink.wait_for(1)
+    task.cancel()
+    assert outbox.pending == 0 and len(sink.entries) == 1
+    await outbox.aclose()
