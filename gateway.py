@@ -14,13 +14,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from starlette.applications import Starlette
 
 from connectors.base import WebhookConnector
 from connectors.errors import ConfigError
@@ -30,7 +30,7 @@ from outbox.publisher import Publisher
 from outbox.sinks import JsonLinesSink, Sink
 from outbox.sqlite import SQLiteOutbox
 from service.clock import Clock, SystemClock
-from service.http import WebhookServer
+from service.http import ASGIApp, WebhookServer
 from service.intake import Intake
 from service.logs import configure_logging
 from service.metrics import GatewayMetrics
@@ -45,7 +45,7 @@ class Gateway:
     """A running gateway: its ASGI app and the parts tests and the demo look at."""
 
     settings: GatewaySettingsBase
-    app: Starlette
+    app: ASGIApp
     outbox: SQLiteOutbox
     sink: Sink
     publisher: Publisher
@@ -134,10 +134,15 @@ async def serve(settings: GatewaySettingsBase, registry: Registry) -> None:
             access_log=False,
             timeout_keep_alive=15,
         )
+        # uvicorn re-raises SIGINT/SIGTERM into the handlers it found once it has
+        # stopped; no-op ones let the last drain and the clean-up below run.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: None)
         await uvicorn.Server(config).serve()
         with contextlib.suppress(Exception):  # a last drain; what is left stays in the outbox
             async with asyncio.timeout(5):
                 await gateway.publisher.drain()
+        log.info("gateway stopped; %d records wait in the outbox", gateway.outbox.pending)
 
 
 def _load(args: argparse.Namespace) -> tuple[GatewaySettingsBase, Registry]:

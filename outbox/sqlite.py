@@ -175,10 +175,32 @@ class SQLiteOutbox:
             conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        results: list[tuple[bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            results = self._transaction(conn, batch, isolate=False)
+        except Exception:
+            # Something failed: run the batch again with each job in a savepoint,
+            # so only the job at fault fails.
+            try:
+                results = self._transaction(conn, batch, isolate=True)
+            except Exception as exc:  # the commit itself failed (disk full, I/O error)
+                failure = OutboxUnavailable(f"outbox commit failed: {exc}")
+                results = [(False, failure)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (_, future, loop), (ok, value) in zip(batch, results, strict=True):
+            by_loop.setdefault(loop, []).append((future, ok, value))
+        for loop, settled in by_loop.items():  # one wake-up per loop, not one per job
+            loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[_Job], *, isolate: bool
+    ) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             for fn, _, _ in batch:
+                if not isolate:
+                    results.append((True, fn(conn)))
+                    continue
                 conn.execute("SAVEPOINT job")
                 try:
                     results.append((True, fn(conn)))
@@ -188,16 +210,12 @@ class SQLiteOutbox:
                     conn.execute("RELEASE job")
                     results.append((False, exc))
             conn.execute("COMMIT")
-            self.commits += 1
-        except Exception as exc:  # the commit itself failed (disk full, I/O error)
-            try:
+        except BaseException:
+            if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            failure = OutboxUnavailable(f"outbox commit failed: {exc}")
-            results = [(False, failure)] * len(batch)
-        for (_, future, loop), (ok, value) in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_settle, future, ok, value)
+            raise
+        self.commits += 1
+        return results
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None or not self._thread.is_alive():
@@ -379,10 +397,11 @@ class SQLiteOutbox:
             await asyncio.to_thread(self._thread.join)
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.done():  # its waiter was cancelled
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

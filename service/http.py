@@ -8,26 +8,34 @@ and counted in ``gateway_webhooks_refused{channel,reason}``:
 403   signature wrong, timestamp stale, message for another app
 400   authenticated but unreadable: the body is quarantined
 404   no such channel, or the channel is not enabled
+405   a method other than GET or POST
 408   the body did not arrive within ``body_timeout_seconds``
 413   the body is larger than ``max_body_bytes``
 422   readable but not mappable: the body is quarantined
 503   the outbox could not take the record: the platform retries
 ====  ==========================================================
+
+Webhooks are the hot path (every complaint passes here, and WeChat wants an
+answer within 5 s), so they are served as a plain ASGI callable; the
+operational routes go through Starlette.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.base import WebhookConnector, WebhookRequest
+from connectors.base import WebhookAnswer, WebhookConnector, WebhookRequest
 from connectors.errors import (
     GatewayError,
     InvalidSignature,
@@ -45,12 +53,28 @@ from service.settings import HttpSettings
 
 log = logging.getLogger(__name__)
 
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+WEBHOOK_PREFIX = "/webhooks/"
 #: Headers worth keeping with a quarantined body; others (cookies, auth) are dropped.
 _KEPT_HEADERS = ("content-type", "content-length", "user-agent")
+_JSON = "application/json"
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def _json_answer(status: int, **fields: Any) -> WebhookAnswer:
+    return WebhookAnswer(status, json.dumps(fields, ensure_ascii=False).encode(), _JSON)
 
 
 @dataclass
@@ -63,44 +87,88 @@ class WebhookServer:
     clock: Clock
     settings: HttpSettings
 
-    def app(self) -> Starlette:
-        return Starlette(
+    def app(self) -> ASGIApp:
+        operations = Starlette(
             routes=[
-                Route("/webhooks/{channel}", self.webhook, methods=["GET", "POST"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/readyz", self.readyz, methods=["GET"]),
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),
             ]
         )
 
-    async def _read_body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"].startswith(WEBHOOK_PREFIX):
+                await self._serve_webhook(scope, receive, send)
+            else:
+                await operations(scope, receive, send)  # type: ignore[arg-type]
+
+        return app
+
+    # -- webhooks -------------------------------------------------------------------
+
+    async def _serve_webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            answer = await self.webhook(
+                scope["path"][len(WEBHOOK_PREFIX) :],
+                scope["method"],
+                scope.get("query_string", b"").decode("latin-1"),
+                headers,
+                receive,
+            )
+        except _Disconnected:
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    (b"content-type", answer.media_type.encode()),
+                    (b"content-length", str(len(answer.body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
             raise _BodyTooLarge
         chunks, size = [], 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.settings.max_body_bytes:
+            if size > limit:
                 raise _BodyTooLarge
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-    def _refuse(self, channel: str, status: int, reason: str, message: str) -> JSONResponse:
+    def _refuse(self, channel: str, status: int, reason: str, message: str) -> WebhookAnswer:
         self.metrics.refused.labels(channel, reason).inc()
-        return JSONResponse({"error": message, "reason": reason}, status_code=status)
+        return _json_answer(status, error=message, reason=reason)
 
     async def _quarantine(
-        self, channel: str, error: PayloadError, request: Request, body: bytes
-    ) -> JSONResponse:
-        headers = {k: v for k, v in request.headers.items() if k in _KEPT_HEADERS}
-        if request.url.query:
-            headers["query"] = request.url.query
+        self,
+        channel: str,
+        error: PayloadError,
+        headers: Mapping[str, str],
+        query: str,
+        body: bytes,
+    ) -> WebhookAnswer:
+        kept = {k: v for k, v in headers.items() if k in _KEPT_HEADERS}
+        if query:
+            kept["query"] = query
         try:
             quarantine_id = await self.outbox.quarantine(
                 channel=channel,
                 reason=error.reason,
                 detail=str(error),
-                headers=headers,
+                headers=kept,
                 body=body,
                 at=self.clock.now(),
             )
@@ -109,48 +177,50 @@ class WebhookServer:
         self.metrics.quarantined.labels(channel, error.reason).inc()
         self.metrics.refused.labels(channel, error.reason).inc()
         log.warning("quarantined %s payload #%d: %s", channel, quarantine_id, error)
-        return JSONResponse(
-            {"error": str(error), "reason": error.reason, "quarantine_id": quarantine_id},
-            status_code=error.status,
+        return _json_answer(
+            error.status, error=str(error), reason=error.reason, quarantine_id=quarantine_id
         )
 
-    async def webhook(self, request: Request) -> Response:
-        channel = request.path_params["channel"]
+    async def webhook(
+        self,
+        channel: str,
+        method: str,
+        query: str,
+        headers: Mapping[str, str],
+        receive: Receive,
+    ) -> WebhookAnswer:
+        """Answer one webhook request; every outcome is an answer, never an exception."""
         connector = self.connectors.get(channel)
         if connector is None:
             return self._refuse("unknown", 404, "unknown_channel", "no such channel")
         self.metrics.received.labels(channel).inc()
+        if method not in ("GET", "POST"):
+            return self._refuse(channel, 405, "bad_method", "use GET or POST")
         try:
             async with asyncio.timeout(self.settings.body_timeout_seconds):
-                body = await self._read_body(request)
+                body = await self._read_body(headers, receive)
         except _BodyTooLarge:
-            return self._refuse(
-                channel,
-                413,
-                "body_too_large",
-                f"body exceeds {self.settings.max_body_bytes} bytes",
-            )
+            limit = self.settings.max_body_bytes
+            return self._refuse(channel, 413, "body_too_large", f"body exceeds {limit} bytes")
         except TimeoutError:
             return self._refuse(channel, 408, "body_timeout", "body not received in time")
-        wreq = WebhookRequest(
-            method=request.method,
-            query=dict(request.query_params),
-            headers=dict(request.headers),
+        request = WebhookRequest(
+            method=method,
+            query=dict(parse_qsl(query, keep_blank_values=True)),
+            headers=headers,
             body=body,
             received_at=self.clock.now(),
         )
         try:
-            reply = await connector.handle(wreq)
+            reply = await connector.handle(request)
             if reply.answer is not None:
-                answer = reply.answer
-            else:
-                outcomes = await self.intake.accept(reply.events)
-                answer = connector.acknowledge(outcomes)
+                return reply.answer
+            return connector.acknowledge(await self.intake.accept(reply.events))
         except InvalidSignature as exc:
             log.info("refused %s webhook: %s", channel, exc.reason)
             return self._refuse(channel, exc.status, exc.reason, str(exc))
         except PayloadError as exc:
-            return await self._quarantine(channel, exc, request, body)
+            return await self._quarantine(channel, exc, headers, query, body)
         except OutboxUnavailable as exc:
             log.error("outbox unavailable, answering 503: %s", exc)
             return self._refuse(channel, 503, "outbox_unavailable", "try again later")
@@ -162,8 +232,9 @@ class WebhookServer:
             error = MalformedPayload(
                 f"cannot read this payload ({type(exc).__name__})", "connector_error"
             )
-            return await self._quarantine(channel, error, request, body)
-        return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
+            return await self._quarantine(channel, error, headers, query, body)
+
+    # -- operations ------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok")

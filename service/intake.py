@@ -81,12 +81,13 @@ class Intake:
                 await self._dedupe.remember(key, record.record_id, record.received_at)
                 if is_new:
                     self._metrics.accepted.labels(event.channel).inc()
-                    log.info(
-                        "accepted %s record %s from %s",
-                        event.channel,
-                        record.record_id,
-                        mask_id(record.customer.id),
-                    )
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug(
+                            "accepted %s record %s from %s",
+                            event.channel,
+                            record.record_id,
+                            mask_id(record.customer.id),
+                        )
                 else:
                     self._metrics.duplicates.labels(event.channel).inc()
                 outcomes[index] = Outcome(

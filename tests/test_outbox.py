@@ -153,3 +153,22 @@ async def test_an_unexpected_sink_error_does_not_stop_the_publisher(tmp_path: Pa
     task.cancel()
     assert len(sink.entries) == 1
     await outbox.aclose()
+
+
+async def test_a_failing_write_fails_alone_in_its_group_commit(tmp_path: Path) -> None:
+    outbox = await SQLiteOutbox.open(tmp_path / "o.sqlite3")
+    bad = outbox.quarantine(
+        channel="store",
+        reason="x",
+        detail="x",
+        headers={"not": object()},  # type: ignore[dict-item]
+        body=b"",
+        at=T0,
+    )
+    results = await asyncio.gather(
+        *(outbox.append([record(n)]) for n in range(20)), bad, return_exceptions=True
+    )
+    assert results[:20] == [[True]] * 20
+    assert isinstance(results[20], TypeError)
+    assert outbox.pending == 20 and await outbox.quarantined() == []
+    await outbox.aclose()
