@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-
 from connectors.base import WebhookConnector
 from connectors.errors import ConfigError
 from dedupe.store import MemoryDedupeStore

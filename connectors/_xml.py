@@ -19,7 +19,7 @@ class _Refused(Exception):
     pass
 
 
-def _refuse(*_: object) -> None:
+def _refuse(*_: object) -> Any:
     raise _Refused
 
 

@@ -100,7 +100,7 @@ class WebhookServer:
             if scope["type"] == "http" and scope["path"].startswith(WEBHOOK_PREFIX):
                 await self._serve_webhook(scope, receive, send)
             else:
-                await operations(scope, receive, send)  # type: ignore[arg-type]
+                await operations(scope, receive, send)
 
         return app
 
