@@ -70,8 +70,13 @@ async def running_gateway(
     *,
     clock: Clock | None = None,
     sink: Sink | None = None,
+    drain_seconds: float = 0,
 ) -> AsyncIterator[Gateway]:
-    """Open the outbox, start the publisher, build the app; close everything on exit."""
+    """Open the outbox, start the publisher, build the app; close everything on exit.
+
+    On exit the publisher is stopped first, then given up to ``drain_seconds``
+    for a last drain of its own, so no batch is ever published by two loops at once.
+    """
     clock = clock or SystemClock()
     async with contextlib.AsyncExitStack() as stack:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +113,10 @@ async def running_gateway(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if drain_seconds > 0:  # a last drain, alone now; what is left stays in the outbox
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(drain_seconds):
+                        await publisher.drain()
 
         stack.push_async_callback(stop_publisher)
         log.info(
@@ -123,7 +132,7 @@ async def running_gateway(
 async def serve(settings: GatewaySettingsBase, registry: Registry) -> None:
     import uvicorn
 
-    async with running_gateway(settings, registry) as gateway:
+    async with running_gateway(settings, registry, drain_seconds=5) as gateway:
         config = uvicorn.Config(
             gateway.app,
             host=settings.http.host,
@@ -138,10 +147,7 @@ async def serve(settings: GatewaySettingsBase, registry: Registry) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: None)
         await uvicorn.Server(config).serve()
-        with contextlib.suppress(Exception):  # a last drain; what is left stays in the outbox
-            async with asyncio.timeout(5):
-                await gateway.publisher.drain()
-        log.info("gateway stopped; %d records wait in the outbox", gateway.outbox.pending)
+    log.info("gateway stopped; %d records wait in the outbox", gateway.outbox.pending)
 
 
 def _load(args: argparse.Namespace) -> tuple[GatewaySettingsBase, Registry]:

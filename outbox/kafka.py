@@ -46,20 +46,25 @@ class KafkaSink:
         self._options = producer_options
         self._timeout = timeout
         self._producer: AIOKafkaProducer | None = None
+        # The publisher and readiness probes ask for the producer concurrently: without
+        # the lock each would start its own and all but the last would leak, connected.
+        self._starting = asyncio.Lock()
 
     def __repr__(self) -> str:  # producer options may hold SASL credentials
         return f"KafkaSink(topic={self.topic!r})"
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = AIOKafkaProducer(**self._options)
-            try:
-                await asyncio.wait_for(producer.start(), self._timeout)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                await _quietly_stop(producer)
-                raise SinkUnavailable(f"cannot connect to Kafka: {type(exc).__name__}") from exc
-            self._producer = producer
-        return self._producer
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(**self._options)
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        await producer.start()
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    await _quietly_stop(producer)
+                    raise SinkUnavailable(f"cannot connect to Kafka: {type(exc).__name__}") from exc
+                self._producer = producer
+            return self._producer
 
     async def _reset(self) -> None:
         producer, self._producer = self._producer, None
@@ -75,7 +80,8 @@ class KafkaSink:
                 pending.append(
                     await producer.send(self.topic, value=value, key=key, headers=headers)
                 )
-            await asyncio.wait_for(asyncio.gather(*pending), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await asyncio.gather(*pending)
         except (KafkaError, OSError, TimeoutError) as exc:
             await self._reset()
             raise SinkUnavailable(f"Kafka did not acknowledge: {type(exc).__name__}") from exc
@@ -83,7 +89,8 @@ class KafkaSink:
     async def ping(self) -> None:
         producer = await self._ensure_producer()
         try:
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await producer.client.fetch_all_metadata()
         except (KafkaError, OSError, TimeoutError) as exc:
             raise SinkUnavailable(f"Kafka is not reachable: {type(exc).__name__}") from exc
 
@@ -93,6 +100,7 @@ class KafkaSink:
 
 async def _quietly_stop(producer: AIOKafkaProducer) -> None:
     try:
-        await asyncio.wait_for(producer.stop(), 5)
+        async with asyncio.timeout(5):
+            await producer.stop()
     except Exception as exc:  # stopping a broken producer may fail in many ways
         log.debug("producer stop failed: %s", type(exc).__name__)

@@ -66,6 +66,7 @@ class Tansu:
         wait_for_port(self.port)
 
     def stop(self) -> None:
+        """Graceful stop (Tansu waits up to about 5 s for connected clients)."""
         if self._process is not None:
             self._process.terminate()
             try:
@@ -73,4 +74,11 @@ class Tansu:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+            self._process = None
+
+    def kill(self) -> None:
+        """Crash the broker at once, as a lost machine would."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
             self._process = None

@@ -49,8 +49,9 @@ STOP_TIMEOUT = 20.0  # the server drains the outbox for up to 5 s after SIGTERM
 class GatewayProcess:
     """One ``gateway.py serve`` process; :meth:`restart` keeps its port and data directory."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str], log_path: Path,
-                 port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: Mapping[str, str], log_path: Path, port: int | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -131,8 +132,7 @@ class GatewayProcess:
                 if time.monotonic() > deadline:
                     self.kill()
                     raise TimeoutError(
-                        f"the gateway did not answer /healthz within {timeout}s:\n"
-                        f"{self.log_text()}"
+                        f"the gateway did not answer /healthz within {timeout}s:\n{self.log_text()}"
                     )
                 time.sleep(0.05)
 
@@ -191,12 +191,17 @@ class GatewayProcess:
         with sqlite3.connect(uri, uri=True) as conn:
             return dict(conn.execute("SELECT record_id, sent_at FROM outbox ORDER BY seq"))
 
+    def stream_lines(self) -> list[bytes]:
+        """The complete lines of the JSON Lines stream (not one being written right now)."""
+        try:
+            data = self.jsonl_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        return data[: data.rfind(b"\n") + 1].splitlines()
+
     def published(self) -> list[dict[str, Any]]:
         """Every record in the JSON Lines stream, in file order (repeats included)."""
-        if not self.jsonl_path.exists():
-            return []
-        lines = self.jsonl_path.read_bytes().splitlines()
-        return [json.loads(line) for line in lines if line]
+        return [json.loads(line) for line in self.stream_lines()]
 
 
 def wait_until(
@@ -230,8 +235,9 @@ def wechat_record_id(msg_id: int) -> str:
     return record_id_for("wechat", str(msg_id))
 
 
-def wechat_push(msg_id: int, content: str | None = None, *, openid: str = OPENID,
-                mode: WeChatMode = "plain") -> WeChatPush:
+def wechat_push(
+    msg_id: int, content: str | None = None, *, openid: str = OPENID, mode: WeChatMode = "plain"
+) -> WeChatPush:
     """A signed text push as WeChat sends it now (its retries repeat it unchanged)."""
     now = int(time.time())
     xml = wechat_text(openid, content or f"投诉 #{msg_id}：热水器漏水", msg_id, now)
@@ -284,6 +290,7 @@ def acknowledged(outcomes: Mapping[int, str]) -> set[str]:
 
 
 # -- pytest plumbing ----------------------------------------------------------------------
+
 
 class LogsOnFailure:
     """A pytest plugin, registered for one test, that adds log files to its failure report."""
