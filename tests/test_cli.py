@@ -60,49 +60,30 @@ def test_replay_republishes_by_id_and_by_time(tmp_path: Path) -> None:
     )
     stream = tmp_path / "complaints.jsonl"
     first = json.loads(stream.read_text("utf-8").splitlines()[0])
-    run_env = env(GATEWAY_DATA_DIR=str(tmp_path))
 
-    dry = subprocess.run(
-        [*GATEWAY, "replay", "--record-id", first["record_id"], "--dry-run"],
-        env=run_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*GATEWAY, *args],
+            env=env(GATEWAY_DATA_DIR=str(tmp_path)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    dry = cli("replay", "--record-id", first["record_id"], "--dry-run")
     assert dry.returncode == 0 and "would re-publish 1 record" in dry.stdout
     assert len(stream.read_text("utf-8").splitlines()) == 6
 
-    by_id = subprocess.run(
-        [*GATEWAY, "replay", "--record-id", first["record_id"]],
-        env=run_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    by_id = cli("replay", "--record-id", first["record_id"])
     assert by_id.returncode == 0, by_id.stderr
     lines = stream.read_text("utf-8").splitlines()
     assert len(lines) == 7 and json.loads(lines[-1]) == first
 
-    by_time = subprocess.run(
-        [*GATEWAY, "replay", "--since", "2000-01-01T00:00:00Z"],
-        env=run_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    by_time = cli("replay", "--since", "2000-01-01T00:00:00Z")
     assert "re-published 6 record(s)" in by_time.stdout
     assert len(stream.read_text("utf-8").splitlines()) == 13
 
-    unknown = subprocess.run(
-        [*GATEWAY, "replay", "--record-id", "no-such-id"],
-        env=run_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    unknown = cli("replay", "--record-id", "no-such-id")
     assert unknown.returncode == 1 and "not in the outbox: no-such-id" in unknown.stderr
 
-    quarantine = subprocess.run(
-        [*GATEWAY, "quarantine"], env=run_env, capture_output=True, text=True, timeout=60
-    )
-    assert "store invalid_json" in quarantine.stdout
+    assert "store invalid_json" in cli("quarantine").stdout

@@ -166,18 +166,12 @@ def kafka_settings(
 
 
 @pytest.fixture
-async def kafka_gateway(
+async def gateway(
     kafka_settings: GatewaySettingsBase, registry: Registry
 ) -> AsyncIterator[Gateway]:
-    async with running_gateway(kafka_settings, registry) as gw:  # the real clock and KafkaSink
+    """Overrides conftest's: the real clock and a KafkaSink (conftest's ``client`` uses it)."""
+    async with running_gateway(kafka_settings, registry) as gw:
         yield gw
-
-
-@pytest.fixture
-async def client(kafka_gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=kafka_gateway.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
-        yield c
 
 
 WECHAT = WeChatSender(WECHAT_TOKEN)  # plain mode: test_webhooks covers the encrypted ones
@@ -293,7 +287,7 @@ async def test_records_are_keyed_by_customer_in_order_with_headers(
 
 async def test_an_outage_loses_nothing(
     client: httpx.AsyncClient,
-    kafka_gateway: Gateway,
+    gateway: Gateway,
     tansu: Tansu,
     topic: str,
 ) -> None:
