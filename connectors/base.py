@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Literal
 
@@ -79,7 +79,6 @@ class Outcome:
     kind: Literal["accepted", "duplicate", "ignored"]
     record_id: str | None = None
     reason: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 class WebhookConnector(ABC):
