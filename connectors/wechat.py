@@ -16,6 +16,7 @@ FromUserName and CreateTime), which becomes the event's ``source_key``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from connectors.base import (
 )
 from connectors.errors import InvalidSignature, MalformedPayload, UnsupportedMessage
 from schemas import RawEvent
+from service.clock import Clock
 
 _AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
 
@@ -94,16 +96,18 @@ class WeChatConnector(WebhookConnector):
     settings_model = WeChatSettings
     settings: WeChatSettings
 
-    def _cryptos(self) -> list[WeChatCrypto]:
-        keys = [self.settings.encoding_aes_key, self.settings.previous_encoding_aes_key]
-        token = self.settings.token.get_secret_value()
-        return [
-            WeChatCrypto(token, key.get_secret_value(), self.settings.app_id)
+    def __init__(self, settings: WeChatSettings, clock: Clock) -> None:
+        super().__init__(settings, clock)
+        keys = [settings.encoding_aes_key, settings.previous_encoding_aes_key]
+        token = settings.token.get_secret_value()
+        # Built once: the current key first, the previous one during a key change.
+        self._cryptos = [
+            WeChatCrypto(token, key.get_secret_value(), settings.app_id)
             for key in keys
             if key is not None
         ]
 
-    def _check_plain_signature(self, query: dict[str, str] | Any) -> None:
+    def _check_plain_signature(self, query: Mapping[str, str]) -> None:
         signature, timestamp, nonce = (query.get(k) for k in ("signature", "timestamp", "nonce"))
         if not (signature and timestamp and nonce):
             raise InvalidSignature(
@@ -114,7 +118,7 @@ class WeChatConnector(WebhookConnector):
         except InvalidSignatureException:
             raise InvalidSignature("WeChat signature does not match", "bad_signature") from None
 
-    def _decrypt(self, encrypted: str, query: Any) -> bytes:
+    def _decrypt(self, encrypted: str, query: Mapping[str, str]) -> bytes:
         msg_signature, timestamp, nonce = (
             query.get(k) for k in ("msg_signature", "timestamp", "nonce")
         )
@@ -124,7 +128,7 @@ class WeChatConnector(WebhookConnector):
                 "missing_signature",
                 missing=True,
             )
-        cryptos = self._cryptos()
+        cryptos = self._cryptos
         if not cryptos:
             raise UnsupportedMessage(
                 "encrypted message but no encoding_aes_key is configured", "no_aes_key"
@@ -182,7 +186,7 @@ class WeChatConnector(WebhookConnector):
     def parse(body: bytes, received_at: datetime) -> list[RawEvent]:
         return [message_event(parse_xml_document(body), body, received_at)]
 
-    def _verify_url(self, query: Any) -> WebhookAnswer:
+    def _verify_url(self, query: Mapping[str, str]) -> WebhookAnswer:
         """The server-configuration check: echo ``echostr`` once the signature holds.
 
         With ``msg_signature`` present (safe-mode style), the echostr is encrypted:

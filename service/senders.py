@@ -77,7 +77,8 @@ class WeChatSender:
         }
         if mode == "plain":
             return WeChatPush(params, xml.encode("utf-8"))
-        assert self.encoding_aes_key and self.app_id, "encrypted modes need a key and app id"
+        if not (self.encoding_aes_key and self.app_id):
+            raise ValueError("compatible and safe mode need encoding_aes_key and app_id")
         crypto = WeChatCrypto(self.token, self.encoding_aes_key, self.app_id)
         envelope = parse_xml_document(crypto.encrypt_message(xml, nonce, ts))
         encrypted = envelope["Encrypt"]
