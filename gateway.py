@@ -31,7 +31,7 @@ from outbox.sqlite import SQLiteOutbox
 from service.clock import Clock, SystemClock
 from service.http import ASGIApp, WebhookServer
 from service.intake import Intake
-from service.logs import configure_logging
+from service.logs import configure_logging, mask_text
 from service.metrics import GatewayMetrics
 from service.registry import Registry, RegistryError
 from service.settings import GatewaySettingsBase, load_settings
@@ -132,11 +132,14 @@ async def running_gateway(
 async def serve(settings: GatewaySettingsBase, registry: Registry) -> None:
     import uvicorn
 
+    from service.http_limits import bounded_http_protocol
+
     async with running_gateway(settings, registry, drain_seconds=5) as gateway:
         config = uvicorn.Config(
             gateway.app,
             host=settings.http.host,
             port=settings.http.port,
+            http=bounded_http_protocol(settings.http),
             lifespan="off",
             log_config=None,
             access_log=False,
@@ -197,12 +200,23 @@ async def replay(
         await outbox.aclose()
 
 
-async def show_quarantine(settings: GatewaySettingsBase, limit: int) -> None:
+async def show_quarantine(settings: GatewaySettingsBase, limit: int, *, raw: bool = False) -> None:
+    """Print the newest quarantined payloads with a preview of each body.
+
+    The bodies are customers' messages, so the preview is masked like a log
+    line unless ``raw`` is asked for. The whole body is masked before it is
+    cut to the preview, so the cut never leaves half a phone number unmasked.
+    """
     outbox = await SQLiteOutbox.open(settings.outbox_path)
     try:
         for item in await outbox.quarantined(limit):
-            print(f"#{item.id} {item.received_at} {item.channel} {item.reason}: {item.detail}")
-            print(f"    {len(item.body)} bytes: {item.body[:120]!r}")
+            detail = item.detail if raw else mask_text(item.detail)
+            print(f"#{item.id} {item.received_at} {item.channel} {item.reason}: {detail}")
+            if raw:
+                preview = repr(item.body[:120])
+            else:
+                preview = repr(mask_text(item.body.decode("utf-8", errors="replace"))[:120])
+            print(f"    {len(item.body)} bytes: {preview}")
     finally:
         await outbox.aclose()
 
@@ -228,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--dry-run", action="store_true", help="list, do not publish")
     qp = sub.add_parser("quarantine", parents=[common], help="list quarantined payloads")
     qp.add_argument("--limit", type=int, default=20)
+    qp.add_argument(
+        "--raw", action="store_true", help="show bodies unmasked (phone numbers, OpenIDs...)"
+    )
     return parser
 
 
@@ -277,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     if args.command == "quarantine":
-        asyncio.run(show_quarantine(settings, args.limit))
+        asyncio.run(show_quarantine(settings, args.limit, raw=args.raw))
         return 0
     return 2
 

@@ -1,17 +1,36 @@
-"""Signature and timestamp checks shared by HMAC-signed webhook channels."""
+"""Signature and timestamp checks shared by signed webhook channels.
+
+Everything here runs before a request is authenticated, on values a stranger
+chose: each check is constant-time where it compares secrets, never raises
+anything but :class:`InvalidSignature`, and accepts ASCII only, so a
+non-ASCII header or a thousand-digit timestamp is a refusal, not a crash.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
 from connectors.errors import InvalidSignature
 
+#: Unix seconds as platforms send them: ASCII digits only (no sign, no fraction, no
+#: full-width digits, no ``_``), at most 10 digits (up to the year 2286).
+_UNIX_SECONDS = re.compile(r"[0-9]{1,10}", re.ASCII)
+_HEX = re.compile(r"[0-9a-fA-F]{1,128}", re.ASCII)
+
 
 def hmac_sha256_hex(secret: bytes, message: bytes) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def _presented_hex(signature: str) -> bytes:
+    presented = signature.strip().removeprefix("sha256=")
+    if not _HEX.fullmatch(presented):
+        raise InvalidSignature("signature is not hexadecimal", "bad_signature")
+    return presented.lower().encode("ascii")
 
 
 def verify_hmac_sha256(secrets: Iterable[bytes], message: bytes, signature: str) -> None:
@@ -20,21 +39,37 @@ def verify_hmac_sha256(secrets: Iterable[bytes], message: bytes, signature: str)
     Several secrets allow a rotation: the current one and the previous one.
     The comparison is constant-time.
     """
-    presented = signature.strip().removeprefix("sha256=").lower()
+    presented = _presented_hex(signature)
     for secret in secrets:
-        if hmac.compare_digest(hmac_sha256_hex(secret, message), presented):
+        expected = hmac_sha256_hex(secret, message).encode("ascii")
+        if hmac.compare_digest(expected, presented):
             return
     raise InvalidSignature("signature does not match the request body", "bad_signature")
 
 
+def sorted_sha1(*parts: str) -> str:
+    """SHA-1 hex of the parts sorted and joined with nothing (WeChat's and Weibo's rule)."""
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
+
+
+def verify_sorted_sha1(parts: Iterable[str], signature: str) -> None:
+    """Accept ``signature`` if it is :func:`sorted_sha1` of ``parts``; constant-time."""
+    presented = _presented_hex(signature)
+    if not hmac.compare_digest(sorted_sha1(*parts).encode("ascii"), presented):
+        raise InvalidSignature("signature does not match", "bad_signature")
+
+
 def check_timestamp(raw: str | None, now: datetime, max_skew_seconds: float) -> int:
-    """Parse a Unix-seconds timestamp header and refuse it outside ``now ± max_skew``."""
+    """Parse a Unix-seconds timestamp and refuse it outside ``now ± max_skew``.
+
+    Missing: 401 ``missing_timestamp``; not plain digits: 403 ``bad_timestamp``;
+    outside the window: 403 ``stale_timestamp``.
+    """
     if not raw:
-        raise InvalidSignature("timestamp header is missing", "missing_timestamp", missing=True)
-    try:
-        stamp = int(raw.strip())
-    except ValueError:
-        raise InvalidSignature("timestamp header is not Unix seconds", "bad_timestamp") from None
+        raise InvalidSignature("timestamp is missing", "missing_timestamp", missing=True)
+    if not _UNIX_SECONDS.fullmatch(raw):
+        raise InvalidSignature("timestamp is not Unix seconds", "bad_timestamp")
+    stamp = int(raw)
     if abs(now.timestamp() - stamp) > max_skew_seconds:
         raise InvalidSignature(
             f"timestamp is more than {max_skew_seconds:g}s away from our clock", "stale_timestamp"

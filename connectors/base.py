@@ -1,35 +1,43 @@
 """The webhook connector contract.
 
 The HTTP server calls :meth:`WebhookConnector.handle` once per request to
-``/webhooks/{channel}``. The connector authenticates the request, answers
-handshakes itself, and returns the platform messages it found as
-:class:`RawEvent` values. The server then normalizes them, drops redeliveries,
-writes them durably to the outbox and only then calls
-:meth:`WebhookConnector.acknowledge` to build the 2xx answer the platform expects.
+``/webhooks/{channel}``. ``handle`` is the same for every connector and runs
+the two steps a connector supplies, in an order no connector can change:
 
-``handle`` raises:
+1. :meth:`WebhookConnector.authenticate` decides from the query, the headers
+   and (where the scheme signs it) the raw body bytes whether the request
+   comes from the platform, and answers handshakes. It parses nothing: the
+   sender may be anyone. Whatever it raises, a bug included, becomes a
+   :class:`RequestRefused`, and the server keeps nothing of the request.
+2. :meth:`WebhookConnector.read` turns the authenticated request into the
+   platform messages it holds, as :class:`RawEvent` values.
+   :class:`MalformedPayload` / :class:`UnsupportedMessage` mean authenticated
+   but unreadable: the server answers 4xx and quarantines the body. Any other
+   exception is a bug, and the server quarantines the body just the same.
 
-* :class:`InvalidSignature` when the request is not from the platform: the
-  server answers 401/403 and keeps nothing;
-* :class:`MalformedPayload` / :class:`UnsupportedMessage` when it is
-  authenticated but unreadable: the server answers 4xx and quarantines the body.
+The server then normalizes the events, drops redeliveries, writes them
+durably to the outbox and only then calls :meth:`WebhookConnector.acknowledge`
+to build the 2xx answer the platform expects.
 
-Any other exception is a bug; the server treats it as a malformed payload, so
-the body is still kept.
+A request whose method is not in ``methods`` is refused (405) before either step.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.errors import PayloadError, RequestRefused
 from schemas import RawEvent
 from service.clock import Clock
+
+log = logging.getLogger(__name__)
 
 
 class ConnectorSettings(BaseModel):
@@ -38,6 +46,18 @@ class ConnectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(True, description="Set false to keep the section but refuse traffic.")
+
+
+class SignedWebhookSettings(ConnectorSettings):
+    """Settings every signed webhook channel has."""
+
+    max_skew_seconds: int = Field(
+        300,
+        ge=1,
+        le=86_400,
+        description="How far a request's signed timestamp may be from our clock; older or "
+        "newer requests are refused as stale, and replays are remembered this long.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +106,64 @@ class WebhookConnector(ABC):
 
     channel: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
+    #: HTTP methods the platform uses; others are refused with 405, nothing kept.
+    methods: ClassVar[frozenset[str]] = frozenset({"POST"})
+    #: Query parameters that are credentials (signatures, nonces, timestamps):
+    #: never kept with a quarantined body, so no reusable signed triple is stored.
+    credential_params: ClassVar[frozenset[str]] = frozenset(
+        {"signature", "msg_signature", "timestamp", "nonce", "echostr", "sign", "access_token"}
+    )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "handle" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} overrides handle(); implement authenticate() and read() instead, "
+                "so every request is authenticated before its body is parsed"
+            )
 
     def __init__(self, settings: ConnectorSettings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
 
-    @abstractmethod
     async def handle(self, request: WebhookRequest) -> WebhookReply:
-        """Authenticate and parse one request; see the module docstring for errors."""
+        """Authenticate, then read one request; see the module docstring for errors."""
+        if request.method not in self.methods:
+            allowed = " or ".join(sorted(self.methods))
+            raise RequestRefused(f"{self.channel} uses {allowed}", "bad_method", status=405)
+        try:
+            answer = await self.authenticate(request)
+        except RequestRefused:
+            raise
+        except Exception as exc:  # a stranger's request must never reach the quarantine
+            if isinstance(exc, PayloadError):
+                reason = exc.reason
+            else:
+                log.exception("%s authentication failed unexpectedly", self.channel)
+                reason = "auth_error"
+            raise RequestRefused(
+                f"request could not be authenticated ({type(exc).__name__})", reason, status=403
+            ) from None
+        if answer is not None:
+            return WebhookReply(answer=answer)
+        return WebhookReply(events=self.read(request))
+
+    @abstractmethod
+    async def authenticate(self, request: WebhookRequest) -> WebhookAnswer | None:
+        """Check that the request comes from the platform, before anything parses its body.
+
+        Returns the answer to a handshake (a URL check), or None for a push to
+        :meth:`read`. Raises :class:`InvalidSignature` (401/403) or another
+        :class:`RequestRefused`; nothing of a refused request is kept.
+        """
+
+    @abstractmethod
+    def read(self, request: WebhookRequest) -> Sequence[RawEvent]:
+        """The events of an authenticated request (decrypting it where the channel encrypts).
+
+        Raises :class:`MalformedPayload` or :class:`UnsupportedMessage` when the
+        body cannot be read; the server quarantines it.
+        """
 
     @staticmethod
     @abstractmethod

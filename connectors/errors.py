@@ -6,7 +6,8 @@
     │   ├── ChannelRateLimited   the platform asked us to slow down (``retry_after`` seconds)
     │   └── ChannelAuthError     credentials refused: retrying will not help
     ├── PayloadError             an inbound payload was refused (``reason`` labels the metric)
-    │   ├── InvalidSignature     missing/wrong signature or stale timestamp: 401/403, nothing kept
+    │   ├── RequestRefused       refused before it was authenticated: 4xx, nothing kept
+    │   │   └── InvalidSignature missing/wrong signature, bad or stale timestamp, replay: 401/403
     │   ├── MalformedPayload     authenticated but unreadable: 400, raw body quarantined
     │   └── UnsupportedMessage   readable but not mappable: 422, quarantined
     ├── ConfigError              the settings are invalid (``problems`` lists every one)
@@ -14,10 +15,47 @@
     └── SinkUnavailable          the stream sink (Kafka, file) refused or timed out: retried
 
 Messages never contain secrets or raw customer contacts; ``reason`` is a short
-stable label (``bad_signature``, ``invalid_json``...) for metrics and the quarantine table.
+stable label (``bad_signature``, ``invalid_json``...) for metrics and the quarantine table:
+it must match :data:`REASON_PATTERN`, and the built-in ones are listed in
+:data:`PAYLOAD_REASONS` (a plugin may add its own, but never one made from input).
 """
 
 from __future__ import annotations
+
+import re
+
+#: What a ``reason`` label looks like: short, lower case, never built from input.
+REASON_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+#: The reasons the gateway's own connectors and normalizers give.
+PAYLOAD_REASONS = frozenset(
+    {
+        # refused before authentication, or as not genuine: nothing kept
+        "missing_signature",
+        "bad_signature",
+        "missing_timestamp",
+        "bad_timestamp",
+        "stale_timestamp",
+        "replayed_nonce",
+        "app_id_mismatch",
+        "plaintext_refused",
+        "bad_method",
+        "auth_error",
+        # authenticated but unreadable or unmappable: quarantined
+        "invalid_xml",
+        "xml_dtd_refused",
+        "xml_too_large",
+        "invalid_json",
+        "json_too_deep",
+        "json_number_too_long",
+        "missing_field",
+        "invalid_field",
+        "decrypt_failed",
+        "no_aes_key",
+        "connector_error",
+        "normalizer_error",
+    }
+)
 
 
 class GatewayError(Exception):
@@ -50,19 +88,32 @@ class PayloadError(GatewayError):
     status: int = 400
 
     def __init__(self, message: str, reason: str) -> None:
+        if not REASON_PATTERN.match(reason):
+            raise ValueError(f"a reason must match {REASON_PATTERN.pattern}")
         super().__init__(message)
         self.reason = reason
 
 
-class InvalidSignature(PayloadError):
-    """Missing or wrong signature, or a timestamp outside the allowed window.
+class RequestRefused(PayloadError):
+    """Refused before the request was authenticated: the sender may be anyone.
+
+    Nothing of the request is stored, so no stranger can fill the disk. The
+    status is what the sender is answered (400, 405...).
+    """
+
+    def __init__(self, message: str, reason: str, *, status: int = 400) -> None:
+        super().__init__(message, reason)
+        self.status = status
+
+
+class InvalidSignature(RequestRefused):
+    """Missing or wrong signature, a bad or stale timestamp, or a replayed nonce.
 
     A missing credential answers 401, a wrong one 403. Nothing is stored.
     """
 
     def __init__(self, message: str, reason: str, *, missing: bool = False) -> None:
-        super().__init__(message, reason)
-        self.status = 401 if missing else 403
+        super().__init__(message, reason, status=401 if missing else 403)
 
 
 class MalformedPayload(PayloadError):

@@ -8,58 +8,70 @@ A clerk's app or a store form posts one JSON complaint (see
 * ``X-Store-Signature``: ``sha256=`` + hex HMAC-SHA256, keyed with the shared
   secret, of ``<timestamp> "." <raw body bytes>``.
 
-The store's own ``submission_id`` identifies the submission: a resend after a
-lost answer carries the same id and is answered 200 without a second record.
+A submission is identified by its store and the store's own ``submission_id``
+(each store numbers its own): a resend after a lost answer carries the same
+pair and is answered 200 without a second record, while another store's
+``0007`` is another complaint. The source key is ``<store_id>:<submission_id>``,
+so a ``store_id`` may not contain ``:``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import Field, SecretStr
 
+from connectors._json import parse_json_object
 from connectors._signing import check_timestamp, verify_hmac_sha256
 from connectors.base import (
-    ConnectorSettings,
     Outcome,
+    SignedWebhookSettings,
     WebhookAnswer,
     WebhookConnector,
-    WebhookReply,
     WebhookRequest,
 )
-from connectors.errors import InvalidSignature, MalformedPayload, UnsupportedMessage
+from connectors.errors import InvalidSignature, MalformedPayload
 from schemas import RawEvent
 
 TIMESTAMP_HEADER = "x-store-timestamp"
 SIGNATURE_HEADER = "x-store-signature"
 
 
-class StoreSettings(ConnectorSettings):
+#: A store id or submission id: printable, no control characters, of a sane length.
+_ID = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+
+
+class StoreSettings(SignedWebhookSettings):
     secret: SecretStr = Field(description="Shared HMAC-SHA256 secret of the store apps.")
     previous_secret: SecretStr | None = Field(
         None, description="The secret before the last rotation, still accepted while set."
     )
-    max_skew_seconds: int = Field(
-        300, ge=1, le=86_400, description="How far a request's timestamp may be from our clock."
-    )
+
+
+def _identifier(payload: dict[str, object], name: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise MalformedPayload(f"{name} (a non-empty string) is required", "missing_field")
+    if not _ID.fullmatch(value):
+        raise MalformedPayload(
+            f"{name} must be printable text of 1 to 128 characters", "invalid_field"
+        )
+    return value
 
 
 def parse_submission(body: bytes, received_at: datetime) -> RawEvent:
     """Wrap one store submission in a :class:`RawEvent` (pure); the normalizer checks fields."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedPayload(f"body is not JSON: {exc}", "invalid_json") from None
-    if not isinstance(payload, dict):
-        raise MalformedPayload("body must be a JSON object", "invalid_json")
-    submission_id = payload.get("submission_id")
-    if not isinstance(submission_id, str) or not submission_id.strip():
-        raise MalformedPayload("submission_id (a non-empty string) is required", "missing_field")
+    payload = parse_json_object(body)
+    store_id = _identifier(payload, "store_id")
+    submission_id = _identifier(payload, "submission_id")
+    if ":" in store_id:
+        raise MalformedPayload("store_id may not contain ':'", "invalid_field")
     return RawEvent(
         channel=StoreConnector.channel,
-        source_key=submission_id,
+        source_key=f"{store_id}:{submission_id}",
         received_at=received_at,
         payload=payload,
         body=body,
@@ -73,9 +85,7 @@ class StoreConnector(WebhookConnector):
     settings_model = StoreSettings
     settings: StoreSettings
 
-    async def handle(self, request: WebhookRequest) -> WebhookReply:
-        if request.method != "POST":
-            raise UnsupportedMessage("store complaints are sent with POST", "bad_method")
+    async def authenticate(self, request: WebhookRequest) -> WebhookAnswer | None:
         stamp = check_timestamp(
             request.headers.get(TIMESTAMP_HEADER),
             self.clock.now(),
@@ -92,7 +102,10 @@ class StoreConnector(WebhookConnector):
             f"{stamp}.".encode() + request.body,
             signature,
         )
-        return WebhookReply(events=self.parse(request.body, request.received_at))
+        return None
+
+    def read(self, request: WebhookRequest) -> list[RawEvent]:
+        return self.parse(request.body, request.received_at)
 
     @staticmethod
     def parse(body: bytes, received_at: datetime) -> list[RawEvent]:

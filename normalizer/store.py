@@ -7,14 +7,12 @@ their membership id when the store has one, else by their phone number.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.errors import MalformedPayload
 from normalizer._contacts import phone_to_e164
 from normalizer.base import Normalizer, NotAComplaint, build_record, describe_validation_error
-from schemas import ComplaintRecord, RawEvent
+from schemas import AmountCNY, ComplaintRecord, RawEvent
 from schemas.record import Expectation, Priority, Tier
 
 
@@ -33,7 +31,7 @@ class StoreOrder(_Body):
     order_id: str | None = None
     sku: str | None = None
     product_name: str | None = None
-    amount_cny: Decimal | None = None
+    amount_cny: AmountCNY | None = None
 
 
 class StorePhoto(_Body):

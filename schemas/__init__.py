@@ -4,6 +4,7 @@ from schemas.raw_event import RawEvent
 from schemas.record import (
     CHANNEL_ID_PATTERN,
     SCHEMA_VERSION,
+    AmountCNY,
     Attachment,
     Category,
     ChannelId,
@@ -19,6 +20,7 @@ from schemas.record import (
 __all__ = [
     "CHANNEL_ID_PATTERN",
     "SCHEMA_VERSION",
+    "AmountCNY",
     "Attachment",
     "Category",
     "ChannelId",

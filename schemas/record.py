@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
 )
 
 SCHEMA_VERSION: Literal["1"] = "1"
@@ -76,7 +77,7 @@ class _Model(BaseModel):
 
 
 class Contacts(_Model):
-    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")] | None = Field(
+    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = Field(
         None, description="Phone number in E.164 form, e.g. +8613812345678."
     )
     email: str | None = Field(None, description="E-mail address as the customer gave it.")
@@ -95,17 +96,48 @@ class Customer(_Model):
     contacts: Contacts = Field(default_factory=Contacts)
 
 
-def _cents(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(Decimal("0.01"))
+#: Yuan digits an amount may have: far above any order, far below Decimal's precision.
+MAX_YUAN_DIGITS = 12
+_FEN = Decimal("0.01")
+_QUANTIZE = Context(prec=28)
+
+
+def _exact_fen(value: Decimal) -> Decimal:
+    """The amount with exactly two decimals, or ValueError if that would change it.
+
+    Rounding is refused rather than done: ``0.005`` is not an amount anyone
+    paid, and silently turning it into ``0.00`` would hide a broken sender.
+    The digit limit keeps ``quantize`` within Decimal's precision, so a huge
+    amount is a validation error instead of ``decimal.InvalidOperation``.
+    """
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    if value.is_signed():
+        raise ValueError("must not be negative")
+    if value and value.adjusted() >= MAX_YUAN_DIGITS:
+        raise ValueError(f"must have at most {MAX_YUAN_DIGITS} digits before the decimal point")
+    fen = value.quantize(_FEN, context=_QUANTIZE)
+    if fen != value:
+        raise ValueError("must be whole fen (at most two decimals)")
+    return fen
+
+
+#: An amount in yuan: finite, not negative (not even ``-0``), whole fen; always two decimals.
+AmountCNY = Annotated[
+    Decimal,
+    AfterValidator(_exact_fen),
+    WithJsonSchema(
+        {"type": "string", "pattern": rf"^[0-9]{{1,{MAX_YUAN_DIGITS}}}\.[0-9]{{2}}$"},
+        mode="serialization",
+    ),
+]
 
 
 class Product(_Model):
     sku: str | None = None
     name: str | None = None
     order_id: str | None = None
-    amount_cny: Annotated[Decimal, AfterValidator(_cents)] | None = Field(
-        None, ge=0, decimal_places=2, description="Amount in yuan, two decimals."
-    )
+    amount_cny: AmountCNY | None = Field(None, description="Amount in yuan, two decimals.")
 
 
 class Category(_Model):

@@ -4,11 +4,12 @@ Every refusal is answered with a JSON body ``{"error": ..., "reason": ...}``
 and counted in ``gateway_webhooks_refused{channel,reason}``:
 
 ====  ==========================================================
-401   signature or timestamp missing
-403   signature wrong, timestamp stale, message for another app
-400   authenticated but unreadable: the body is quarantined
+401   signature or timestamp missing: nothing kept
+403   signature wrong, timestamp bad or stale, replay, message for another app: nothing kept
+400   authenticated but unreadable: the body is quarantined (without the query's
+      signatures, nonces and timestamps); or refused before authentication: nothing kept
 404   no such channel, or the channel is not enabled
-405   a method other than GET or POST
+405   a method the channel does not use: nothing kept
 408   the body did not arrive within ``body_timeout_seconds``
 413   the body is larger than ``max_body_bytes``
 422   readable but not mappable: the body is quarantined
@@ -28,7 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,10 +39,10 @@ from starlette.routing import Route
 from connectors.base import WebhookAnswer, WebhookConnector, WebhookRequest
 from connectors.errors import (
     GatewayError,
-    InvalidSignature,
     MalformedPayload,
     OutboxUnavailable,
     PayloadError,
+    RequestRefused,
     SinkUnavailable,
 )
 from outbox.sinks import Sink
@@ -149,20 +150,23 @@ class WebhookServer:
                 return b"".join(chunks)
 
     def _refuse(self, channel: str, status: int, reason: str, message: str) -> WebhookAnswer:
-        self.metrics.refused.labels(channel, reason).inc()
+        self.metrics.refused.labels(channel, self.metrics.reason(reason)).inc()
         return _json_answer(status, error=message, reason=reason)
 
     async def _quarantine(
         self,
-        channel: str,
+        connector: WebhookConnector,
         error: PayloadError,
-        headers: Mapping[str, str],
-        query: str,
-        body: bytes,
+        request: WebhookRequest,
     ) -> WebhookAnswer:
-        kept = {k: v for k, v in headers.items() if k in _KEPT_HEADERS}
+        channel = connector.channel
+        kept = {k: v for k, v in request.headers.items() if k in _KEPT_HEADERS}
+        query = urlencode(
+            [(k, v) for k, v in request.query.items() if k not in connector.credential_params]
+        )
         if query:
             kept["query"] = query
+        body = request.body
         try:
             quarantine_id = await self.outbox.quarantine(
                 channel=channel,
@@ -174,8 +178,9 @@ class WebhookServer:
             )
         except OutboxUnavailable:  # cannot keep it: make the sender try again later
             return self._refuse(channel, 503, "outbox_unavailable", "try again later")
-        self.metrics.quarantined.labels(channel, error.reason).inc()
-        self.metrics.refused.labels(channel, error.reason).inc()
+        reason = self.metrics.reason(error.reason)
+        self.metrics.quarantined.labels(channel, reason).inc()
+        self.metrics.refused.labels(channel, reason).inc()
         log.warning("quarantined %s payload #%d: %s", channel, quarantine_id, error)
         return _json_answer(
             error.status, error=str(error), reason=error.reason, quarantine_id=quarantine_id
@@ -194,8 +199,9 @@ class WebhookServer:
         if connector is None:
             return self._refuse("unknown", 404, "unknown_channel", "no such channel")
         self.metrics.received.labels(channel).inc()
-        if method not in ("GET", "POST"):
-            return self._refuse(channel, 405, "bad_method", "use GET or POST")
+        if method not in connector.methods:
+            allowed = " or ".join(sorted(connector.methods))
+            return self._refuse(channel, 405, "bad_method", f"use {allowed}")
         try:
             async with asyncio.timeout(self.settings.body_timeout_seconds):
                 body = await self._read_body(headers, receive)
@@ -216,11 +222,11 @@ class WebhookServer:
             if reply.answer is not None:
                 return reply.answer
             return connector.acknowledge(await self.intake.accept(reply.events))
-        except InvalidSignature as exc:
+        except RequestRefused as exc:  # not authenticated: keep nothing
             log.info("refused %s webhook: %s", channel, exc.reason)
             return self._refuse(channel, exc.status, exc.reason, str(exc))
         except PayloadError as exc:
-            return await self._quarantine(channel, exc, headers, query, body)
+            return await self._quarantine(connector, exc, request)
         except OutboxUnavailable as exc:
             log.error("outbox unavailable, answering 503: %s", exc)
             return self._refuse(channel, 503, "outbox_unavailable", "try again later")
@@ -232,7 +238,7 @@ class WebhookServer:
             error = MalformedPayload(
                 f"cannot read this payload ({type(exc).__name__})", "connector_error"
             )
-            return await self._quarantine(channel, error, headers, query, body)
+            return await self._quarantine(connector, error, request)
 
     # -- operations ------------------------------------------------------------------
 

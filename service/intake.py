@@ -58,7 +58,9 @@ class Intake:
         fresh: list[tuple[int, str, RawEvent, ComplaintRecord]] = []
         for event, result in mapped:
             if isinstance(result, NotAComplaint):
-                self._metrics.ignored.labels(event.channel, result.reason).inc()
+                self._metrics.ignored.labels(
+                    event.channel, self._metrics.reason(result.reason)
+                ).inc()
                 outcomes.append(Outcome("ignored", reason=result.reason))
                 continue
             key = f"{event.channel}:{event.source_key}"

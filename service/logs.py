@@ -2,7 +2,11 @@
 
 Code logs masked values explicitly (:func:`mask_phone`, :func:`mask_id`); the
 :class:`MaskingFilter` is a safety net that masks anything shaped like a
-Chinese mobile number or a WeChat OpenID left in a message.
+Chinese mobile number, a WeChat OpenID or a customer id (``tel:``,
+``member:``, ``wechat:``) left in a message. :func:`mask_text` also masks the
+previews ``complaint-gateway quarantine`` prints of bodies nobody could read,
+so it takes phone numbers as customers type them: spaced, hyphenated, or in
+full-width (or any other script's) digits.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ from __future__ import annotations
 import logging
 import re
 
-_PHONE = re.compile(r"(?<!\d)(\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_SEP = r"[ \-\u3000\uff0d]?"
+# ``\d`` is any Unicode digit here; _mask_phone checks the number is a mobile one.
+_PHONE = re.compile(rf"(?<!\d)(?:[+＋]?\d\d{_SEP})?(\d{{3}}){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)")
+_CUSTOMER_ID = re.compile(r"\b(?:tel|member|wechat):[^\s\"'<>&,;\\]+")
 _OPENID = re.compile(r"\b(o[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{20,}([A-Za-z0-9_-]{4})\b")
 
 
@@ -24,18 +31,39 @@ def mask_phone(phone: str | None) -> str:
 
 
 def mask_id(value: str | None) -> str:
-    """``wechat:oyORnuP8q7ou2gfYjqLzSIWZf0rs`` → ``wechat:oyOR…f0rs``; ``tel:`` ids as phones."""
+    """``wechat:oyORnuP8q7ou2gfYjqLzSIWZf0rs`` → ``wechat:oyOR…f0rs``; ``tel:`` ids as phones.
+
+    Only the scheme, up to the first colon, is kept whole: what follows is the
+    customer's own identity even when it has colons of its own
+    (``member:110101198801011234:a`` → ``member:1101…34:a``).
+    """
     if not value:
         return "-"
-    prefix, sep, rest = value.rpartition(":")
-    if prefix == "tel":
+    scheme, sep, rest = value.partition(":")
+    if not sep:
+        scheme, rest = "", value
+    if scheme == "tel":
         return "tel:" + mask_phone(rest)
-    head = prefix + sep
-    return head + (rest[:4] + "…" + rest[-4:] if len(rest) > 10 else rest[:2] + "…")
+    return scheme + sep + (rest[:4] + "…" + rest[-4:] if len(rest) > 10 else rest[:2] + "…")
+
+
+def _mask_customer_id(match: re.Match[str]) -> str:
+    value = match.group(0)
+    return value if "…" in value else mask_id(value)  # already masked by the caller
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    if not 130 <= int(match.group(1)) <= 199:
+        return match.group(0)
+    start, end = match.span()
+    middle_start, middle_end = match.span(2)
+    text = match.string
+    return text[start:middle_start] + "****" + text[middle_end:end]
 
 
 def mask_text(text: str) -> str:
-    text = _PHONE.sub(lambda m: (m.group(1) or "") + m.group(2) + "****" + m.group(4), text)
+    text = _CUSTOMER_ID.sub(_mask_customer_id, text)
+    text = _PHONE.sub(_mask_phone, text)
     return _OPENID.sub(lambda m: m.group(1) + "…" + m.group(2), text)
 
 

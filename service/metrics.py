@@ -1,19 +1,43 @@
-"""Prometheus metrics of one gateway instance (its own registry, no globals)."""
+"""Prometheus metrics of one gateway instance (its own registry, no globals).
+
+Label values come from bounded sets: a ``reason`` label (refusals, quarantine,
+ignored events) is passed through :meth:`GatewayMetrics.reason` first, which
+lets through the reasons the gateway knows and at most :data:`MAX_REASONS`
+others of the expected shape, and calls anything else ``other``. So no
+request, however it is crafted, can grow ``/metrics`` without bound.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from connectors.errors import PAYLOAD_REASONS
 from outbox.sqlite import OutboxEntry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: How many distinct reason labels beyond the known ones a gateway will ever show.
+MAX_REASONS = 64
+_REASON_LABEL = re.compile(r"[a-z][a-z0-9_:]{0,39}", re.ASCII)
+#: Refusals the HTTP server itself gives.
+_SERVER_REASONS = frozenset(
+    {
+        "unknown_channel",
+        "body_too_large",
+        "body_timeout",
+        "outbox_unavailable",
+        "internal_error",
+    }
+)
 
 
 class GatewayMetrics:
     def __init__(self, outbox_depth: Callable[[], float]) -> None:
+        self._known_reasons = set(PAYLOAD_REASONS | _SERVER_REASONS)
+        self._other_reasons: set[str] = set()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.received = Counter(
@@ -70,6 +94,15 @@ class GatewayMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
             registry=r,
         )
+
+    def reason(self, value: str) -> str:
+        """``value`` as a label: a known reason, one of a bounded few others, or ``other``."""
+        if value in self._known_reasons or value in self._other_reasons:
+            return value
+        if len(self._other_reasons) < MAX_REASONS and _REASON_LABEL.fullmatch(value):
+            self._other_reasons.add(value)
+            return value
+        return "other"
 
     def record_published(self, batch: list[OutboxEntry], at: datetime) -> None:
         for entry in batch:

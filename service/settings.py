@@ -43,6 +43,20 @@ class HttpSettings(_Section):
     body_timeout_seconds: float = Field(
         10.0, gt=0, description="A request body not fully received by then is refused with 408."
     )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="A larger request line plus header fields is refused with 431.",
+    )
+    max_headers: int = Field(
+        100, ge=8, description="A request with more header fields is refused with 431."
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Headers not complete this long after the connection opens or the "
+        "request's first byte arrives are refused with 408.",
+    )
 
 
 class KafkaSettings(_Section):

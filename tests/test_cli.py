@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import gateway
+from outbox.sqlite import SQLiteOutbox
 
 GATEWAY = [sys.executable, gateway.__file__]
 
@@ -87,3 +90,51 @@ def test_replay_republishes_by_id_and_by_time(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "not in the outbox: no-such-id" in unknown.stderr
 
     assert "store invalid_json" in cli("quarantine").stdout
+
+
+async def quarantine(data_dir: Path, body: bytes) -> None:
+    outbox = await SQLiteOutbox.open(data_dir / "outbox.sqlite3")
+    try:
+        await outbox.quarantine(
+            channel="store",
+            reason="invalid_json",
+            detail="body is not JSON",
+            headers={},
+            body=body,
+            at=datetime(2026, 11, 23, 2, 0, tzinfo=UTC),
+        )
+    finally:
+        await outbox.aclose()
+
+
+def test_quarantine_masks_customer_data_unless_asked_for_raw(tmp_path: Path) -> None:
+    body = (
+        '{"openid": "oyORnuP8q7ou2gfYjqLzSIWZf0rs", "customer": {"phone": "13812345678", '
+        '"id": "member:110101198801011234:a", "alt": "１３９００１１２２３３"'
+    ).encode()
+    asyncio.run(quarantine(tmp_path, body))
+
+    def cli(*args: str) -> str:
+        result = subprocess.run(
+            [*GATEWAY, "quarantine", *args],
+            env=env(GATEWAY_DATA_DIR=str(tmp_path)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    masked = cli()
+    assert "store invalid_json" in masked and f"{len(body)} bytes" in masked
+    for secret in (
+        "13812345678",
+        "１３９００１１２２３３",
+        "110101198801011234",
+        "nuP8q7ou2gfYjqLz",
+    ):
+        assert secret not in masked
+    assert "138****5678" in masked and "oyOR…f0rs" in masked
+
+    raw = cli("--raw")
+    assert "13812345678" in raw and "oyORnuP8q7ou2gfYjqLzSIWZf0rs" in raw

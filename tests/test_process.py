@@ -289,7 +289,7 @@ def test_refusals_through_the_real_server(
             "text": "电饭煲内胆掉漆",
         }
         response = store(*store_request(submission))
-        store_id = record_id_for("store", "SH0012-20261123-0042")
+        store_id = record_id_for("store", "SH0012:SH0012-20261123-0042")
         assert response.status_code == 200
         assert response.json() == {"status": "accepted", "record_id": store_id}
         assert wechat(push.params).text == "success"

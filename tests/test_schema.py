@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
 
-from schemas import ComplaintRecord, record_id_for
+from connectors.errors import MalformedPayload
+from normalizer.store import StoreNormalizer
+from schemas import ComplaintRecord, RawEvent, record_id_for
 from schemas.__main__ import SCHEMA_PATH, render
 
 
@@ -66,3 +68,65 @@ def test_record_ids_are_deterministic_per_channel_and_key() -> None:
     assert record_id_for("wechat", "42") == record_id_for("wechat", "42")
     assert record_id_for("wechat", "42") != record_id_for("store", "42")
     assert record_id_for("wechat", "42") != record_id_for("wechat", "43")
+
+
+@pytest.mark.parametrize(
+    ("amount", "published"),
+    [
+        ("12.5", "12.50"),
+        ("12.500", "12.50"),
+        (12.5, "12.50"),
+        (3, "3.00"),
+        ("0", "0.00"),
+        ("999999999999.99", "999999999999.99"),
+    ],
+)
+def test_amounts_are_published_with_two_decimals(amount: object, published: str) -> None:
+    record = ComplaintRecord.model_validate(minimal(product={"amount_cny": amount}))
+    assert json.loads(record.model_dump_json())["product"]["amount_cny"] == published
+
+
+BAD_AMOUNTS = [
+    "0.005",  # would round to 0.00
+    "1.234",
+    "-0",  # would be published as -0.00
+    "-0.00",
+    "-1",
+    "NaN",
+    "Infinity",
+    "1e1000000",  # used to raise decimal.InvalidOperation
+    "1" * 29,
+    "1" * 13,  # more than 12 digits of yuan
+]
+
+
+@pytest.mark.parametrize("amount", BAD_AMOUNTS)
+def test_an_amount_that_is_not_exact_yuan_and_fen_is_refused(amount: str) -> None:
+    with pytest.raises(ValidationError):
+        ComplaintRecord.model_validate(minimal(product={"amount_cny": amount}))
+
+
+def store_submission(amount: str) -> RawEvent:
+    body = {
+        "submission_id": "S-1",
+        "store_id": "SH01",
+        "customer": {"member_id": "M1"},
+        "order": {"order_id": "O-1", "amount_cny": amount},
+        "text": "退款金额不对",
+    }
+    at = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    return RawEvent("store", "S-1", at, body, b"{}", "application/json", "S-1")
+
+
+@pytest.mark.parametrize("amount", BAD_AMOUNTS)
+def test_a_store_submission_with_a_bad_amount_is_refused_as_invalid(amount: str) -> None:
+    with pytest.raises(MalformedPayload) as refused:
+        StoreNormalizer().normalize(store_submission(amount))
+    assert refused.value.reason == "invalid_field"
+    assert "order.amount_cny" in str(refused.value)
+
+
+def test_a_store_amount_keeps_its_value() -> None:
+    record = StoreNormalizer().normalize(store_submission("12.5"))
+    assert isinstance(record, ComplaintRecord)
+    assert json.loads(record.model_dump_json())["product"]["amount_cny"] == "12.50"

@@ -217,7 +217,7 @@ async def test_store_complaint_is_accepted_then_its_resend_is_a_duplicate(
     again = await post_store(client, store, clock, body)
     assert first.json() == {
         "status": "accepted",
-        "record_id": record_id_for("store", "SH0012-20261123-0001"),
+        "record_id": record_id_for("store", "SH0012:SH0012-20261123-0001"),
     }
     assert again.json() == {"status": "duplicate", "record_id": first.json()["record_id"]}
     await sink.wait_for(1)
