@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import PayloadError, RequestRefused
@@ -101,11 +102,40 @@ class Outcome:
     reason: str | None = None
 
 
-class WebhookConnector(ABC):
-    """A channel that pushes to us over HTTP."""
+class Connector(ABC):
+    """What every connector has, pushed to (:class:`WebhookConnector`) or polling
+    (:class:`connectors.polling.PollingConnector`).
 
+    A connector is named by the system it talks to (``name``: the registry key,
+    the webhook path, the ``[connectors.<name>]`` section, the metrics label)
+    and feeds one record ``channel``; several connectors may feed one channel
+    (``asterisk_csv``, ``freeswitch`` and ``tccc`` all feed ``phone``).
+    """
+
+    name: ClassVar[str]
     channel: ClassVar[str]
     settings_model: ClassVar[type[ConnectorSettings]]
+    #: Webhook or poller, for ``GET /channels``.
+    kind: ClassVar[str]
+
+    def __init__(
+        self,
+        settings: ConnectorSettings,
+        clock: Clock,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.http = http
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class WebhookConnector(Connector):
+    """A system that pushes to us over HTTP, at ``/webhooks/<name>``."""
+
+    kind = "webhook"
     #: HTTP methods the platform uses; others are refused with 405, nothing kept.
     methods: ClassVar[frozenset[str]] = frozenset({"POST"})
     #: Query parameters that are credentials (signatures, nonces, timestamps):
@@ -122,15 +152,11 @@ class WebhookConnector(ABC):
                 "so every request is authenticated before its body is parsed"
             )
 
-    def __init__(self, settings: ConnectorSettings, clock: Clock) -> None:
-        self.settings = settings
-        self.clock = clock
-
     async def handle(self, request: WebhookRequest) -> WebhookReply:
         """Authenticate, then read one request; see the module docstring for errors."""
         if request.method not in self.methods:
             allowed = " or ".join(sorted(self.methods))
-            raise RequestRefused(f"{self.channel} uses {allowed}", "bad_method", status=405)
+            raise RequestRefused(f"{self.name} uses {allowed}", "bad_method", status=405)
         try:
             answer = await self.authenticate(request)
         except RequestRefused:
@@ -139,7 +165,7 @@ class WebhookConnector(ABC):
             if isinstance(exc, PayloadError):
                 reason = exc.reason
             else:
-                log.exception("%s authentication failed unexpectedly", self.channel)
+                log.exception("%s authentication failed unexpectedly", self.name)
                 reason = "auth_error"
             raise RequestRefused(
                 f"request could not be authenticated ({type(exc).__name__})", reason, status=403
@@ -177,6 +203,3 @@ class WebhookConnector(ABC):
     def acknowledge(self, outcomes: Sequence[Outcome]) -> WebhookAnswer:
         """The 2xx answer once every event is durably taken in (or known as a repeat)."""
         return WebhookAnswer()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(channel={self.channel!r})"

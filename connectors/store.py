@@ -81,6 +81,7 @@ def parse_submission(body: bytes, received_at: datetime) -> RawEvent:
 
 
 class StoreConnector(WebhookConnector):
+    name = "store"
     channel = "store"
     settings_model = StoreSettings
     settings: StoreSettings

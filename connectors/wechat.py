@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 from wechatpy.crypto import PrpCrypto
 from wechatpy.exceptions import InvalidAppIdException
@@ -122,13 +123,16 @@ def message_event(message: dict[str, Any], plaintext: bytes, received_at: dateti
 
 
 class WeChatConnector(WebhookConnector):
+    name = "wechat"
     channel = "wechat"
     settings_model = WeChatSettings
     settings: WeChatSettings
     methods = frozenset({"GET", "POST"})
 
-    def __init__(self, settings: WeChatSettings, clock: Clock) -> None:
-        super().__init__(settings, clock)
+    def __init__(
+        self, settings: WeChatSettings, clock: Clock, http: httpx.AsyncClient | None = None
+    ) -> None:
+        super().__init__(settings, clock, http)
         self._token = settings.token.get_secret_value()
         # Built once: the current key first, the previous one during a key change.
         self._ciphers = [

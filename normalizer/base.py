@@ -77,7 +77,7 @@ def build_record(
     Invalid values (a phone that is not E.164, an unknown expectation...) raise
     :class:`MalformedPayload` naming the fields.
     """
-    record_id = record_id_for(event.channel, event.source_key)
+    record_id = record_id_for(event.scope, event.source_key)
     try:
         customer_model = Customer.model_validate(customer)
         product_model = Product.model_validate(product or {})
@@ -94,9 +94,9 @@ def build_record(
             priority=priority or "P3",
             expectations=tuple(expectations),
             attachments=tuple(Attachment.model_validate(a) for a in attachments),
-            received_by=received_by or f"gateway/{event.channel}",
+            received_by=received_by or f"gateway/{event.connector}",
             source=Source(
-                connector=event.channel,
+                connector=event.connector,
                 message_id=event.message_id,
                 thread_id=thread_id,
                 raw_ref=f"outbox:{record_id}",

@@ -13,6 +13,9 @@ Tables:
   ``record_id``, the record JSON, the raw payload, and ``sent_at`` once the
   sink acknowledged it. Sent rows are pruned after the retention period.
 * ``quarantine``: authenticated payloads that could not be read, kept verbatim.
+* ``cursors``: each polling connector's position (a mailbox UID, a file
+  offset), written in the same transaction as the records it covers, so a
+  crash can repeat a poll but never skip one.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE sent_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_received ON outbox(received_at);
+CREATE TABLE IF NOT EXISTS cursors (
+    connector TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at TEXT NOT NULL,
@@ -78,6 +86,37 @@ class NewEntry:
     source_key: str
     raw: bytes
     raw_media_type: str
+    #: what dedupe remembers it by; default ``<channel>:<source_key>``
+    dedupe_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewQuarantine:
+    """An unreadable payload to keep verbatim for inspection."""
+
+    channel: str
+    reason: str
+    detail: str
+    headers: Mapping[str, str]
+    body: bytes
+    at: datetime
+
+    def insert(self, conn: sqlite3.Connection) -> int:
+        return (
+            conn.execute(
+                "INSERT INTO quarantine (received_at, channel, reason, detail, headers, body)"
+                " VALUES (?,?,?,?,?,?)",
+                (
+                    _iso(self.at),
+                    self.channel,
+                    self.reason,
+                    self.detail,
+                    json.dumps(dict(self.headers)),
+                    self.body,
+                ),
+            ).lastrowid
+            or 0
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +182,9 @@ class SQLiteOutbox:
         conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+        if "dedupe_key" not in columns:  # an outbox from before connectors had scopes
+            conn.execute("ALTER TABLE outbox ADD COLUMN dedupe_key TEXT")
         return conn
 
     def _run(self, ready: asyncio.Future[None], loop: asyncio.AbstractEventLoop) -> None:
@@ -232,19 +274,30 @@ class SQLiteOutbox:
         """Records written but not yet acknowledged by the sink."""
         return self._pending
 
-    async def append(self, entries: Sequence[NewEntry]) -> list[bool]:
+    async def append(
+        self,
+        entries: Sequence[NewEntry],
+        *,
+        cursor: tuple[str, str] | None = None,
+        quarantine: Sequence[NewQuarantine] = (),
+        at: datetime | None = None,
+    ) -> list[bool]:
         """Write records durably; for each, True if new, False if its record_id was already in.
 
-        Returns only after the commit. Raises :class:`OutboxUnavailable` if it failed.
+        A poller passes its ``cursor`` (connector name, cursor text) and the
+        payloads it could not read: all are committed in one transaction with
+        the records, or none is. Returns only after the commit. Raises
+        :class:`OutboxUnavailable` if it failed.
         """
 
         def insert(conn: sqlite3.Connection) -> list[bool]:
             added = []
             for entry in entries:
                 record = entry.record
-                cursor = conn.execute(
+                row = conn.execute(
                     "INSERT OR IGNORE INTO outbox (record_id, channel, source_key, customer_id,"
-                    " received_at, record, raw, raw_media_type) VALUES (?,?,?,?,?,?,?,?)",
+                    " received_at, record, raw, raw_media_type, dedupe_key)"
+                    " VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         record.record_id,
                         record.channel,
@@ -254,9 +307,19 @@ class SQLiteOutbox:
                         record.to_json_bytes(),
                         entry.raw,
                         entry.raw_media_type,
+                        entry.dedupe_key or f"{record.channel}:{entry.source_key}",
                     ),
                 )
-                added.append(cursor.rowcount == 1)
+                added.append(row.rowcount == 1)
+            for item in quarantine:
+                item.insert(conn)
+            if cursor is not None:
+                conn.execute(
+                    "INSERT INTO cursors (connector, cursor, updated_at) VALUES (?,?,?)"
+                    " ON CONFLICT(connector) DO UPDATE"
+                    " SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                    (cursor[0], cursor[1], _iso(at) if at else ""),
+                )
             return added
 
         try:
@@ -305,7 +368,8 @@ class SQLiteOutbox:
         """(channel:source_key, record_id, received_at) of records since ``since``: warms dedupe."""
         rows = await self._call(
             lambda c: c.execute(
-                "SELECT channel || ':' || source_key, record_id, received_at FROM outbox"
+                "SELECT coalesce(dedupe_key, channel || ':' || source_key), record_id, received_at"
+                " FROM outbox"
                 " WHERE received_at >= ? ORDER BY seq",
                 (_iso(since),),
             ).fetchall()
@@ -360,16 +424,23 @@ class SQLiteOutbox:
         at: datetime,
     ) -> int:
         """Keep an unreadable payload verbatim for inspection; returns its quarantine id."""
-        return await self._call(
-            lambda c: (
-                c.execute(
-                    "INSERT INTO quarantine (received_at, channel, reason, detail, headers, body)"
-                    " VALUES (?,?,?,?,?,?)",
-                    (_iso(at), channel, reason, detail, json.dumps(dict(headers)), body),
-                ).lastrowid
-                or 0
-            )
+        return await self._call(NewQuarantine(channel, reason, detail, headers, body, at).insert)
+
+    async def cursor(self, connector: str) -> str | None:
+        """The last committed cursor of a polling connector, None before its first poll."""
+        row = await self._call(
+            lambda c: c.execute(
+                "SELECT cursor FROM cursors WHERE connector = ?", (connector,)
+            ).fetchone()
         )
+        return str(row[0]) if row else None
+
+    async def cursors(self) -> dict[str, tuple[str, str]]:
+        """Every connector's cursor and when it was committed."""
+        rows = await self._call(
+            lambda c: c.execute("SELECT connector, cursor, updated_at FROM cursors").fetchall()
+        )
+        return {name: (cursor, at) for name, cursor, at in rows}
 
     async def quarantined(self, limit: int = 100) -> list[QuarantinedPayload]:
         rows = await self._call(

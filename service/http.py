@@ -159,7 +159,7 @@ class WebhookServer:
         error: PayloadError,
         request: WebhookRequest,
     ) -> WebhookAnswer:
-        channel = connector.channel
+        channel = connector.name
         kept = {k: v for k, v in request.headers.items() if k in _KEPT_HEADERS}
         query = urlencode(
             [(k, v) for k, v in request.query.items() if k not in connector.credential_params]

@@ -39,15 +39,15 @@ class Intake:
         self._on_accepted = on_accepted
 
     def normalize(self, event: RawEvent) -> ComplaintRecord | NotAComplaint:
-        normalizer = self._normalizers[event.channel]
+        normalizer = self._normalizers[event.connector]
         try:
             return normalizer.normalize(event)
         except MalformedPayload:
             raise
         except Exception as exc:  # a normalizer bug must not lose the payload
-            log.exception("normalizer for %s failed", event.channel)
+            log.exception("normalizer for %s failed", event.connector)
             raise MalformedPayload(
-                f"cannot map this {event.channel} message ({type(exc).__name__})",
+                f"cannot map this {event.connector} message ({type(exc).__name__})",
                 "normalizer_error",
             ) from exc
 
@@ -59,14 +59,14 @@ class Intake:
         for event, result in mapped:
             if isinstance(result, NotAComplaint):
                 self._metrics.ignored.labels(
-                    event.channel, self._metrics.reason(result.reason)
+                    event.connector, self._metrics.reason(result.reason)
                 ).inc()
                 outcomes.append(Outcome("ignored", reason=result.reason))
                 continue
-            key = f"{event.channel}:{event.source_key}"
+            key = event.dedupe_key
             first = await self._dedupe.seen(key)
             if first is not None:
-                self._metrics.duplicates.labels(event.channel).inc()
+                self._metrics.duplicates.labels(event.connector).inc()
                 outcomes.append(Outcome("duplicate", record_id=first))
                 continue
             fresh.append((len(outcomes), key, event, result))
@@ -75,23 +75,25 @@ class Intake:
         if fresh:
             added = await self._outbox.append(
                 [
-                    NewEntry(record, event.source_key, event.body, event.media_type)
+                    NewEntry(
+                        record, event.source_key, event.body, event.media_type, event.dedupe_key
+                    )
                     for _, _, event, record in fresh
                 ]
             )
             for (index, key, event, record), is_new in zip(fresh, added, strict=True):
                 await self._dedupe.remember(key, record.record_id, record.received_at)
                 if is_new:
-                    self._metrics.accepted.labels(event.channel).inc()
+                    self._metrics.accepted.labels(event.connector).inc()
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug(
                             "accepted %s record %s from %s",
-                            event.channel,
+                            event.connector,
                             record.record_id,
                             mask_id(record.customer.id),
                         )
                 else:
-                    self._metrics.duplicates.labels(event.channel).inc()
+                    self._metrics.duplicates.labels(event.connector).inc()
                 outcomes[index] = Outcome(
                     "accepted" if is_new else "duplicate", record_id=record.record_id
                 )

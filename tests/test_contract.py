@@ -77,7 +77,7 @@ HOSTILE_BODIES: dict[str, bytes] = {
 
 
 class WebhookConnectorContract:
-    channel: ClassVar[str]
+    name: ClassVar[str]
     secret_values: ClassVar[tuple[str, ...]]
     malformed_body: ClassVar[bytes] = b"\x00\xff not a payload"
 
@@ -110,14 +110,14 @@ class WebhookConnectorContract:
 
     def connector(self, registry: Registry | None = None) -> WebhookConnector:
         registry = registry or Registry.from_entry_points()
-        klass = registry.connectors[self.channel]
+        klass = registry.connectors[self.name]
         return klass(klass.settings_model.model_validate(self.settings_section()), FrozenClock(NOW))
 
     @pytest.fixture
     async def channel_gateway(
         self, make_settings: Callable[..., GatewaySettingsBase], registry: Registry
     ) -> AsyncIterator[Gateway]:
-        settings = make_settings(connectors={self.channel: self.settings_section()})
+        settings = make_settings(connectors={self.name: self.settings_section()})
         async with running_gateway(
             settings, registry, clock=FrozenClock(NOW), sink=MemorySink()
         ) as gw:
@@ -130,7 +130,7 @@ class WebhookConnectorContract:
             yield c
 
     async def send(self, client: httpx.AsyncClient, request: WebhookRequest) -> httpx.Response:
-        url = f"/webhooks/{self.channel}"
+        url = f"/webhooks/{self.name}"
         if request.query:
             url += "?" + urlencode(request.query)
         # on the wire a header is bytes: send non-ASCII ones as a client would, in Latin-1
@@ -145,12 +145,12 @@ class WebhookConnectorContract:
     # -- the contract -------------------------------------------------------------------
 
     def test_class_is_registered_under_its_channel(self) -> None:
-        assert type(self.connector()).channel == self.channel
+        assert type(self.connector()).name == self.name
 
     async def test_signed_message_gives_one_event_keyed_by_the_platform_id(self) -> None:
         reply = await self.connector().handle(self.signed(self.sample_body("m-1")))
         (event,) = reply.events
-        assert event.channel == self.channel
+        assert event.connector == self.name
         assert "m-1" in event.source_key
         assert event.received_at == NOW
 
@@ -286,8 +286,8 @@ class WebhookConnectorContract:
     def _read_and_normalize(self, body: bytes) -> ComplaintRecord | NotAComplaint | PayloadError:
         registry = _registry()
         try:
-            events = registry.connectors[self.channel].parse(body, NOW)
-            results = [registry.normalizers[self.channel].normalize(e) for e in events]
+            events = registry.connectors[self.name].parse(body, NOW)
+            results = [registry.normalizers[self.name].normalize(e) for e in events]
         except MalformedPayload as exc:
             assert exc.reason in PAYLOAD_REASONS
             return exc
@@ -336,7 +336,7 @@ def _texts(value: Any) -> list[str]:
 
 
 class TestWeChatContract(WebhookConnectorContract):
-    channel = "wechat"
+    name = "wechat"
     secret_values = ("tok-5ecret-771", "S3cretAesKey0123456789abcdefghijklmnopqrstu")
     sender = WeChatSender(
         "tok-5ecret-771", "S3cretAesKey0123456789abcdefghijklmnopqrstu", "wx1111222233334444"
@@ -446,7 +446,7 @@ def _nested(value: Any) -> list[str]:
 
 
 class TestStoreContract(WebhookConnectorContract):
-    channel = "store"
+    name = "store"
     secret_values = ("st0re-s3cret-abc",)
     malformed_body = b'{"submission_id": '
 

@@ -1,4 +1,4 @@
-"""Walk the installed plugins: each channel must come with everything a channel needs."""
+"""Walk the installed plugins: each connector must come with everything a connector needs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def contract_classes() -> dict[str, type]:
     return {
-        klass.channel: klass
+        klass.name: klass
         for klass in vars(test_contract).values()
         if isinstance(klass, type)
         and issubclass(klass, test_contract.WebhookConnectorContract)
@@ -30,32 +30,47 @@ def test_the_built_in_channels_are_installed(registry: Registry) -> None:
     assert {"wechat", "store"} <= set(registry.connectors)
 
 
-def test_every_installed_connector_has_what_a_channel_needs(registry: Registry) -> None:
+def test_every_installed_connector_has_what_a_connector_needs(registry: Registry) -> None:
     contracts = contract_classes()
-    for channel, connector in registry.connectors.items():
-        assert registry.normalizers[channel].channel == channel
-        cases = list((FIXTURES / channel).glob("*.raw.*"))
-        assert cases, f"{channel} has no golden fixtures in tests/fixtures/{channel}/"
-        assert any(p.name.startswith("error_") for p in cases), f"{channel}: no error case"
-        assert channel in contracts, f"{channel} has no WebhookConnectorContract test class"
-        for name, field in connector.settings_model.model_fields.items():
-            assert field.description, f"{channel} setting {name!r} has no description"
+    for name, connector in registry.connectors.items():
+        assert connector.name == name
+        assert registry.normalizers[name].channel == connector.channel
+        cases = list((FIXTURES / name).glob("*.raw.*"))
+        assert cases, f"{name} has no golden fixtures in tests/fixtures/{name}/"
+        assert any(p.name.startswith("error_") for p in cases), f"{name}: no error case"
+        assert name in contracts, f"{name} has no contract test class"
+        for setting, field in connector.settings_model.model_fields.items():
+            assert field.description, f"{name} setting {setting!r} has no description"
 
 
 @pytest.mark.parametrize(
     ("connectors", "normalizers", "problem"),
     [
         ([("wechat", StoreConnector)], [("wechat", StoreNormalizer)], "another name"),
-        ([("WeChat", WeChatConnector)], [], "not a channel id"),
+        ([("WeChat", WeChatConnector)], [], "not an identifier"),
         ([("wechat", WeChatConnector)], [], "has no normalizer"),
         (
             [("wechat", WeChatConnector), ("wechat", StoreConnector)],
             [("wechat", WeChatNormalizer)],
             "another name",
         ),
-        ([("store", object)], [("store", StoreNormalizer)], "is not a WebhookConnector"),
+        ([("store", object)], [("store", StoreNormalizer)], "is not a Connector"),
+        ([("store", StoreConnector)], [("store", WeChatNormalizer)], "produces 'wechat'"),
+        (
+            [("store", StoreConnector)],
+            [("store", StoreNormalizer), ("fax", StoreNormalizer)],
+            "names no connector",
+        ),
     ],
-    ids=["name-mismatch", "bad-id", "no-normalizer", "clash", "wrong-type"],
+    ids=[
+        "name-mismatch",
+        "bad-id",
+        "no-normalizer",
+        "clash",
+        "wrong-type",
+        "normalizer-for-another-channel",
+        "orphan-normalizer",
+    ],
 )
 def test_registry_refuses_plugins_that_do_not_fit(
     connectors: list[tuple[str, type]], normalizers: list[tuple[str, type]], problem: str
@@ -75,6 +90,7 @@ def test_a_plugin_channel_gets_its_own_settings_section(tmp_path: Path) -> None:
         api_key: SecretStr = Field(description="Fax gateway key.")
 
     class FaxConnector(WeChatConnector):
+        name = "fax_line"
         channel = "fax_line"
         settings_model = FaxSettings  # type: ignore[assignment]
 
