@@ -21,18 +21,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from connectors.base import WebhookConnector
+import httpx
+
+from connectors.base import Connector, WebhookConnector
 from connectors.errors import ConfigError
+from connectors.polling import PollingConnector
 from dedupe.store import MemoryDedupeStore
 from outbox.kafka import KafkaSink
 from outbox.publisher import Publisher
 from outbox.sinks import JsonLinesSink, Sink
 from outbox.sqlite import SQLiteOutbox
+from service.board import ConnectorBoard, ConnectorState
 from service.clock import Clock, SystemClock
 from service.http import ASGIApp, WebhookServer
 from service.intake import Intake
 from service.logs import configure_logging, mask_text
 from service.metrics import GatewayMetrics
+from service.polling import PollRunner
 from service.registry import Registry, RegistryError
 from service.settings import GatewaySettingsBase, load_settings
 
@@ -50,7 +55,9 @@ class Gateway:
     publisher: Publisher
     metrics: GatewayMetrics
     dedupe: MemoryDedupeStore
-    connectors: dict[str, WebhookConnector]
+    connectors: dict[str, Connector]
+    board: ConnectorBoard
+    runners: dict[str, PollRunner]
 
 
 def build_sink(settings: GatewaySettingsBase) -> Sink:
@@ -101,12 +108,18 @@ async def running_gateway(
             on_published=metrics.record_published,
             on_failure=lambda exc: metrics.publish_failures.inc(),
         )
-        connectors = {
-            name: registry.connectors[name](section, clock)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+        stack.push_async_callback(http.aclose)
+        connectors: dict[str, Connector] = {
+            name: registry.connectors[name](section, clock, http)
             for name, section in settings.enabled_connectors().items()
         }
+        board = ConnectorBoard(
+            [ConnectorState(c.name, c.kind, c.channel) for c in connectors.values()]
+        )
         intake = Intake(registry.normalizers, dedupe, outbox, metrics, publisher.notify)
-        server = WebhookServer(connectors, intake, outbox, sink, metrics, clock, settings.http)
+        webhooks = {n: c for n, c in connectors.items() if isinstance(c, WebhookConnector)}
+        server = WebhookServer(webhooks, intake, outbox, sink, metrics, clock, settings.http, board)
         task = asyncio.create_task(publisher.run(), name="publisher")
 
         async def stop_publisher() -> None:
@@ -119,6 +132,23 @@ async def running_gateway(
                         await publisher.drain()
 
         stack.push_async_callback(stop_publisher)
+
+        runners = {
+            name: PollRunner(c, intake, outbox, board.states[name], metrics, clock)
+            for name, c in connectors.items()
+            if isinstance(c, PollingConnector)
+        }
+        polling = [asyncio.create_task(r.run(), name=f"poll:{n}") for n, r in runners.items()]
+
+        async def stop_pollers() -> None:  # before the publisher's last drain and the outbox
+            for poller in polling:
+                poller.cancel()
+            await asyncio.gather(*polling, return_exceptions=True)
+            for runner in runners.values():
+                with contextlib.suppress(Exception):
+                    await runner.connector.aclose()
+
+        stack.push_async_callback(stop_pollers)
         log.info(
             "gateway ready: channels %s, sink %s, %d pending in outbox, %d dedupe keys warmed",
             ", ".join(connectors) or "(none configured)",
@@ -126,7 +156,18 @@ async def running_gateway(
             outbox.pending,
             warmed,
         )
-        yield Gateway(settings, server.app(), outbox, sink, publisher, metrics, dedupe, connectors)
+        yield Gateway(
+            settings,
+            server.app(),
+            outbox,
+            sink,
+            publisher,
+            metrics,
+            dedupe,
+            connectors,
+            board,
+            runners,
+        )
 
 
 async def serve(settings: GatewaySettingsBase, registry: Registry) -> None:

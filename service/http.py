@@ -47,6 +47,7 @@ from connectors.errors import (
 )
 from outbox.sinks import Sink
 from outbox.sqlite import SQLiteOutbox
+from service.board import ConnectorBoard
 from service.clock import Clock
 from service.intake import Intake
 from service.metrics import CONTENT_TYPE, GatewayMetrics
@@ -87,6 +88,7 @@ class WebhookServer:
     metrics: GatewayMetrics
     clock: Clock
     settings: HttpSettings
+    board: ConnectorBoard
 
     def app(self) -> ASGIApp:
         operations = Starlette(
@@ -94,6 +96,7 @@ class WebhookServer:
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/readyz", self.readyz, methods=["GET"]),
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+                Route("/channels", self.channels, methods=["GET"]),
             ]
         )
 
@@ -151,6 +154,9 @@ class WebhookServer:
 
     def _refuse(self, channel: str, status: int, reason: str, message: str) -> WebhookAnswer:
         self.metrics.refused.labels(channel, self.metrics.reason(reason)).inc()
+        state = self.board.get(channel)
+        if state is not None:
+            state.failed(self.clock.now(), (f"refused {status} {reason}", message))
         return _json_answer(status, error=message, reason=reason)
 
     async def _quarantine(
@@ -181,6 +187,9 @@ class WebhookServer:
         reason = self.metrics.reason(error.reason)
         self.metrics.quarantined.labels(channel, reason).inc()
         self.metrics.refused.labels(channel, reason).inc()
+        state = self.board.get(channel)
+        if state is not None:
+            state.failed(self.clock.now(), error)
         log.warning("quarantined %s payload #%d: %s", channel, quarantine_id, error)
         return _json_answer(
             error.status, error=str(error), reason=error.reason, quarantine_id=quarantine_id
@@ -221,7 +230,10 @@ class WebhookServer:
             reply = await connector.handle(request)
             if reply.answer is not None:
                 return reply.answer
-            return connector.acknowledge(await self.intake.accept(reply.events))
+            outcomes = await self.intake.accept(reply.events)
+            taken = sum(1 for outcome in outcomes if outcome.kind == "accepted")
+            self.board.states[channel].succeeded(request.received_at, taken)
+            return connector.acknowledge(outcomes)
         except RequestRefused as exc:  # not authenticated: keep nothing
             log.info("refused %s webhook: %s", channel, exc.reason)
             return self._refuse(channel, exc.status, exc.reason, str(exc))
@@ -259,6 +271,10 @@ class WebhookServer:
         if problems:
             return JSONResponse({"ready": False, "problems": problems}, status_code=503)
         return JSONResponse({"ready": True, "outbox_depth": self.outbox.pending})
+
+    async def channels(self, request: Request) -> Response:
+        """Every enabled connector: kind, record channel, last success and error, cursor."""
+        return JSONResponse(self.board.as_json())
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 from connectors.base import Outcome
 from connectors.errors import MalformedPayload
+from connectors.polling import PollResult
 from dedupe.store import DedupeStore
 from normalizer.base import Normalizer, NotAComplaint
-from outbox.sqlite import NewEntry, SQLiteOutbox
+from outbox.sqlite import NewEntry, NewQuarantine, SQLiteOutbox
 from schemas import ComplaintRecord, RawEvent
 from service.logs import mask_id
 from service.metrics import GatewayMetrics
@@ -52,8 +54,52 @@ class Intake:
             ) from exc
 
     async def accept(self, events: Sequence[RawEvent]) -> list[Outcome]:
-        """Take events in; raises MalformedPayload (nothing written) or OutboxUnavailable."""
-        mapped = [(event, self.normalize(event)) for event in events]
+        """Take a webhook's events in, all or nothing.
+
+        Raises MalformedPayload (nothing written: the server quarantines the
+        request's body) or OutboxUnavailable.
+        """
+        return await self._take([(event, self.normalize(event)) for event in events])
+
+    async def accept_polled(
+        self, connector: str, result: PollResult, at: datetime
+    ) -> list[Outcome]:
+        """Take a poll's events in, and commit its cursor in the same transaction.
+
+        Unlike a webhook, one unreadable message must not hold the others (or
+        the cursor) back: it is quarantined in that transaction too, and the
+        cursor moves past it. Raises OutboxUnavailable (nothing written).
+        """
+        mapped: list[tuple[RawEvent, ComplaintRecord | NotAComplaint]] = []
+        quarantine = [
+            NewQuarantine(connector, r.error.reason, str(r.error), _key(r.source_key), r.body, at)
+            for r in result.rejected
+        ]
+        for event in result.events:
+            try:
+                mapped.append((event, self.normalize(event)))
+            except MalformedPayload as exc:
+                quarantine.append(
+                    NewQuarantine(
+                        connector, exc.reason, str(exc), _key(event.source_key), event.body, at
+                    )
+                )
+        cursor = (connector, result.cursor) if result.cursor is not None else None
+        outcomes = await self._take(mapped, cursor=cursor, quarantine=quarantine, at=at)
+        for item in quarantine:
+            reason = self._metrics.reason(item.reason)
+            self._metrics.quarantined.labels(connector, reason).inc()
+            log.warning("quarantined a %s message: %s", connector, item.detail)
+        return outcomes
+
+    async def _take(
+        self,
+        mapped: Sequence[tuple[RawEvent, ComplaintRecord | NotAComplaint]],
+        *,
+        cursor: tuple[str, str] | None = None,
+        quarantine: Sequence[NewQuarantine] = (),
+        at: datetime | None = None,
+    ) -> list[Outcome]:
         outcomes: list[Outcome | None] = []
         fresh: list[tuple[int, str, RawEvent, ComplaintRecord]] = []
         for event, result in mapped:
@@ -72,14 +118,17 @@ class Intake:
             fresh.append((len(outcomes), key, event, result))
             outcomes.append(None)
 
-        if fresh:
+        if fresh or cursor is not None or quarantine:
             added = await self._outbox.append(
                 [
                     NewEntry(
                         record, event.source_key, event.body, event.media_type, event.dedupe_key
                     )
                     for _, _, event, record in fresh
-                ]
+                ],
+                cursor=cursor,
+                quarantine=quarantine,
+                at=at,
             )
             for (index, key, event, record), is_new in zip(fresh, added, strict=True):
                 await self._dedupe.remember(key, record.record_id, record.received_at)
@@ -100,3 +149,7 @@ class Intake:
             if any(added):
                 self._on_accepted()
         return [o for o in outcomes if o is not None]
+
+
+def _key(source_key: str | None) -> dict[str, str]:
+    return {"source_key": source_key} if source_key else {}

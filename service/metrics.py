@@ -41,36 +41,39 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.received = Counter(
-            "gateway_webhooks_received", "Webhook requests received.", ["channel"], registry=r
+            "gateway_webhooks_received",
+            "Webhook requests received, by connector.",
+            ["connector"],
+            registry=r,
         )
         self.accepted = Counter(
             "gateway_records_accepted",
             "New records written to the outbox.",
-            ["channel"],
+            ["connector"],
             registry=r,
         )
         self.refused = Counter(
             "gateway_webhooks_refused",
             "Webhook requests refused.",
-            ["channel", "reason"],
+            ["connector", "reason"],
             registry=r,
         )
         self.duplicates = Counter(
             "gateway_duplicates",
             "Redeliveries recognised and not published again.",
-            ["channel"],
+            ["connector"],
             registry=r,
         )
         self.ignored = Counter(
             "gateway_events_ignored",
             "Genuine events that are not complaints.",
-            ["channel", "reason"],
+            ["connector", "reason"],
             registry=r,
         )
         self.quarantined = Counter(
             "gateway_payloads_quarantined",
             "Unreadable payloads kept for inspection.",
-            ["channel", "reason"],
+            ["connector", "reason"],
             registry=r,
         )
         self.published = Counter(
@@ -92,6 +95,32 @@ class GatewayMetrics:
             "gateway_publish_latency_seconds",
             "From receiving a complaint to the sink's acknowledgement.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=r,
+        )
+
+        self.polls = Counter(
+            "gateway_poll",
+            "Polls by connector and outcome (success, failure after retries).",
+            ["connector", "outcome"],
+            registry=r,
+        )
+        self.poll_failures_in_a_row = Gauge(
+            "gateway_poll_consecutive_failures",
+            "Polls in a row that failed, per connector (0 after a success).",
+            ["connector"],
+            registry=r,
+        )
+        self.poll_last_success = Gauge(
+            "gateway_poll_last_success_timestamp_seconds",
+            "When the connector last polled successfully (Unix seconds).",
+            ["connector"],
+            registry=r,
+        )
+        self.poll_duration = Histogram(
+            "gateway_poll_duration_seconds",
+            "Time a poll took, retries and commit included.",
+            ["connector"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
             registry=r,
         )
 

@@ -237,7 +237,7 @@ def test_wechat_retry_triple_gives_one_record(
     assert first["description"] == "空调不制冷，第三次报修了"
     assert first["customer"]["id"] == f"wechat:{OPENID}"
     metrics = client.get("/metrics").text
-    assert metric(metrics, "gateway_duplicates_total", channel="wechat") == 3
+    assert metric(metrics, "gateway_duplicates_total", connector="wechat") == 3
 
 
 def test_refusals_through_the_real_server(
@@ -298,12 +298,12 @@ def test_refusals_through_the_real_server(
     wait_until(lambda: len(gateway.published()) >= 2, 10, "the good complaints are published")
     assert published_ids(gateway) == Counter({store_id: 1, wechat_record_id(850_000_001): 1})
     assert (
-        metric(metrics, "gateway_webhooks_refused_total", channel="store", reason="body_too_large")
+        metric(metrics, "gateway_webhooks_refused_total", connector="store", reason="body_too_large")
         == 2
     )
     assert (
         metric(
-            metrics, "gateway_payloads_quarantined_total", channel="store", reason="invalid_json"
+            metrics, "gateway_payloads_quarantined_total", connector="store", reason="invalid_json"
         )
         == 1
     )

@@ -106,8 +106,8 @@ async def test_wechat_retry_triple_gives_one_record(
     await sink.wait_for(1)
     assert len(sink.entries) == 1
     text = await metrics(client)
-    assert metric(text, "gateway_duplicates_total", channel="wechat") == 3
-    assert metric(text, "gateway_records_accepted_total", channel="wechat") == 1
+    assert metric(text, "gateway_duplicates_total", connector="wechat") == 3
+    assert metric(text, "gateway_records_accepted_total", connector="wechat") == 1
 
 
 async def test_wechat_url_check(client: httpx.AsyncClient, wechat: WeChatSender) -> None:
@@ -140,7 +140,7 @@ async def test_subscribe_event_is_acknowledged_but_not_a_complaint(
     assert await nothing_stored(gateway)
     text = await metrics(client)
     assert (
-        metric(text, "gateway_events_ignored_total", channel="wechat", reason="event:subscribe")
+        metric(text, "gateway_events_ignored_total", connector="wechat", reason="event:subscribe")
         == 1
     )
 
@@ -170,7 +170,7 @@ async def test_wechat_bad_signature_is_refused_counted_and_nothing_kept(
     assert await nothing_stored(gateway)
     assert (
         metric(
-            await metrics(client), "gateway_webhooks_refused_total", channel="wechat", reason=reason
+            await metrics(client), "gateway_webhooks_refused_total", connector="wechat", reason=reason
         )
         == 1
     )
@@ -410,7 +410,7 @@ async def test_outbox_and_dedupe_survive_a_restart(
             retry = await client.post("/webhooks/wechat", params=params, content=body)
             assert retry.status_code == 200
             text = await metrics(client)
-        assert metric(text, "gateway_duplicates_total", channel="wechat") == 1
+        assert metric(text, "gateway_duplicates_total", connector="wechat") == 1
     assert [r["record_id"] for r in up.records] == [record_id_for("wechat", "555")]
 
 
