@@ -8,10 +8,11 @@ non-ASCII header or a thousand-digit timestamp is a refusal, not a crash.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from connectors.errors import InvalidSignature
@@ -75,3 +76,54 @@ def check_timestamp(raw: str | None, now: datetime, max_skew_seconds: float) -> 
             f"timestamp is more than {max_skew_seconds:g}s away from our clock", "stale_timestamp"
         )
     return stamp
+
+
+def verify_basic_auth(header: str | None, username: str, passwords: Iterable[str]) -> None:
+    """Accept an ``Authorization: Basic`` header naming ``username`` and one of ``passwords``.
+
+    For systems that push with HTTP Basic authentication (FreeSWITCH's
+    mod_json_cdr, Tencent Cloud Contact Center). Missing: 401; wrong or
+    unreadable: 403. Both parts are compared in constant time.
+    """
+    if not header:
+        raise InvalidSignature("Basic credentials are required", "missing_signature", missing=True)
+    scheme, _, encoded = header.strip().partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError
+        decoded = base64.b64decode(encoded.strip().encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise InvalidSignature("Authorization is not Basic credentials", "bad_signature") from None
+    given_user, _, given_password = decoded.partition(b":")
+    user_ok = hmac.compare_digest(given_user, username.encode("utf-8"))
+    password_ok = False
+    for password in passwords:
+        password_ok |= hmac.compare_digest(given_password, password.encode("utf-8"))
+    if not (user_ok and password_ok):
+        raise InvalidSignature("Basic credentials do not match", "bad_signature")
+
+
+def verify_timestamped_hmac(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    timestamp_header: str,
+    signature_header: str,
+    secrets: Iterable[bytes],
+    now: datetime,
+    max_skew_seconds: float,
+) -> None:
+    """The gateway's own push scheme (stores, mail relays): a timestamp header within
+    the window and ``sha256=`` + hex HMAC-SHA256 of ``<timestamp>.<body>``.
+
+    Binding the timestamp into the signed text means a captured request cannot
+    be replayed later with a fresh timestamp; within the window a replay is an
+    exact repeat, which dedupe absorbs.
+    """
+    stamp = check_timestamp(headers.get(timestamp_header), now, max_skew_seconds)
+    signature = headers.get(signature_header)
+    if not signature:
+        raise InvalidSignature(
+            f"{signature_header} header is missing", "missing_signature", missing=True
+        )
+    verify_hmac_sha256(secrets, f"{stamp}.".encode() + body, signature)

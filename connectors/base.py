@@ -193,8 +193,13 @@ class WebhookConnector(Connector):
 
     @staticmethod
     @abstractmethod
-    def parse(body: bytes, received_at: datetime) -> Sequence[RawEvent]:
+    def parse(
+        body: bytes, received_at: datetime, settings: ConnectorSettings | None = None
+    ) -> Sequence[RawEvent]:
         """The events in an authenticated (and decrypted) body; pure.
+
+        ``settings`` (default: the model's defaults) is for what a format leaves
+        to configuration, such as which called numbers are complaint lines.
 
         Raises :class:`MalformedPayload` when the body cannot be read. ``handle``
         calls it after authentication; golden-file tests call it directly.

@@ -25,15 +25,16 @@ from datetime import datetime
 from pydantic import Field, SecretStr
 
 from connectors._json import parse_json_object
-from connectors._signing import check_timestamp, verify_hmac_sha256
+from connectors._signing import verify_timestamped_hmac
 from connectors.base import (
+    ConnectorSettings,
     Outcome,
     SignedWebhookSettings,
     WebhookAnswer,
     WebhookConnector,
     WebhookRequest,
 )
-from connectors.errors import InvalidSignature, MalformedPayload
+from connectors.errors import MalformedPayload
 from schemas import RawEvent
 
 TIMESTAMP_HEADER = "x-store-timestamp"
@@ -87,21 +88,15 @@ class StoreConnector(WebhookConnector):
     settings: StoreSettings
 
     async def authenticate(self, request: WebhookRequest) -> WebhookAnswer | None:
-        stamp = check_timestamp(
-            request.headers.get(TIMESTAMP_HEADER),
-            self.clock.now(),
-            self.settings.max_skew_seconds,
-        )
-        signature = request.headers.get(SIGNATURE_HEADER)
-        if not signature:
-            raise InvalidSignature(
-                f"{SIGNATURE_HEADER} header is missing", "missing_signature", missing=True
-            )
         secrets = [self.settings.secret, self.settings.previous_secret]
-        verify_hmac_sha256(
-            (s.get_secret_value().encode() for s in secrets if s is not None),
-            f"{stamp}.".encode() + request.body,
-            signature,
+        verify_timestamped_hmac(
+            request.headers,
+            request.body,
+            timestamp_header=TIMESTAMP_HEADER,
+            signature_header=SIGNATURE_HEADER,
+            secrets=[s.get_secret_value().encode() for s in secrets if s is not None],
+            now=self.clock.now(),
+            max_skew_seconds=self.settings.max_skew_seconds,
         )
         return None
 
@@ -109,7 +104,9 @@ class StoreConnector(WebhookConnector):
         return self.parse(request.body, request.received_at)
 
     @staticmethod
-    def parse(body: bytes, received_at: datetime) -> list[RawEvent]:
+    def parse(
+        body: bytes, received_at: datetime, settings: ConnectorSettings | None = None
+    ) -> list[RawEvent]:
         return [parse_submission(body, received_at)]
 
     def acknowledge(self, outcomes: Sequence[Outcome]) -> WebhookAnswer:

@@ -38,6 +38,7 @@ from connectors._replay import ReplayGuard
 from connectors._signing import check_timestamp, verify_sorted_sha1
 from connectors._xml import extract_element_text, parse_xml_document, text_field
 from connectors.base import (
+    ConnectorSettings,
     SignedWebhookSettings,
     WebhookAnswer,
     WebhookConnector,
@@ -200,7 +201,9 @@ class WeChatConnector(WebhookConnector):
         return self.parse(plaintext, request.received_at)
 
     @staticmethod
-    def parse(body: bytes, received_at: datetime) -> list[RawEvent]:
+    def parse(
+        body: bytes, received_at: datetime, settings: ConnectorSettings | None = None
+    ) -> list[RawEvent]:
         return [message_event(parse_xml_document(body), body, received_at)]
 
     def _decrypt(self, encrypted: str) -> bytes:

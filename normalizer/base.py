@@ -71,6 +71,7 @@ def build_record(
     expectations: Sequence[str] = (),
     attachments: Sequence[Attachment | dict[str, Any]] = (),
     thread_id: str | None = None,
+    duplicate_of: str | None = None,
 ) -> ComplaintRecord:
     """Assemble a record, deriving its id, fingerprint and source from the event.
 
@@ -102,7 +103,8 @@ def build_record(
                 raw_ref=f"outbox:{record_id}",
             ),
             dedupe=Dedupe(
-                fingerprint=fingerprint(customer_model.id, product_model.order_id, description)
+                fingerprint=fingerprint(customer_model.id, product_model.order_id, description),
+                duplicate_of=duplicate_of,
             ),
         )
     except ValidationError as exc:

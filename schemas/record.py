@@ -149,6 +149,7 @@ class Attachment(_Model):
     url: str = Field(min_length=1)
     media_type: str | None = None
     name: str | None = None
+    size: int | None = Field(None, ge=0, description="Size in bytes, when the channel says.")
 
 
 class Source(_Model):

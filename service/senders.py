@@ -8,10 +8,12 @@ uses wechatpy, whose output is pinned to the official vectors in the tests.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from wechatpy.crypto import WeChatCrypto
@@ -118,3 +120,98 @@ class StoreSender:
     @staticmethod
     def body(submission: dict[str, Any]) -> bytes:
         return json.dumps(submission, ensure_ascii=False).encode("utf-8")
+
+
+# -- call centres -------------------------------------------------------------------------
+
+
+def basic_auth(username: str, password: str) -> dict[str, str]:
+    """The ``Authorization`` header FreeSWITCH and TCCC send."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"authorization": f"Basic {token}"}
+
+
+def asterisk_cdr_line(
+    *,
+    src: str,
+    dst: str,
+    start: str,
+    answer: str = "",
+    end: str = "",
+    duration: int = 0,
+    billsec: int = 0,
+    disposition: str = "ANSWERED",
+    uniqueid: str,
+    userfield: str = "",
+    clid: str | None = None,
+    dcontext: str = "from-pstn",
+) -> bytes:
+    """One Master.csv line as Asterisk's cdr_csv writes it (strings quoted, integers bare,
+    an unset date empty and unquoted), with loguniqueid and loguserfield on."""
+
+    def quoted(value: str) -> str:
+        return '"' + value.replace('"', '""') + '"'
+
+    def date(value: str) -> str:
+        return quoted(value) if value else ""
+
+    fields = [
+        quoted(""),
+        quoted(src),
+        quoted(dst),
+        quoted(dcontext),
+        quoted(clid if clid is not None else f'"" <{src}>'),
+        quoted(f"SIP/trunk-{uniqueid[-8:]}"),
+        quoted(f"SIP/agent-{uniqueid[-8:]}" if answer else ""),
+        quoted("Dial"),
+        quoted("SIP/8001,30"),
+        date(start),
+        date(answer),
+        date(end or start),
+        str(duration),
+        str(billsec),
+        quoted(disposition),
+        quoted("DOCUMENTATION"),
+        quoted(uniqueid),
+        quoted(userfield),
+    ]
+    return (",".join(fields) + "\n").encode("utf-8")
+
+
+def freeswitch_cdr(
+    *,
+    uuid: str,
+    caller: str,
+    destination: str,
+    start_epoch: int,
+    answer_epoch: int = 0,
+    billsec: int = 0,
+    summary: str = "",
+    hangup_cause: str = "NORMAL_CLEARING",
+) -> bytes:
+    """A mod_json_cdr document with encode-values on (variables URL-encoded)."""
+
+    def enc(value: object) -> str:
+        return quote(str(value), safe="")
+
+    variables = {
+        "uuid": uuid,
+        "caller_id_number": caller,
+        "caller_id_name": caller,
+        "destination_number": destination,
+        "start_epoch": start_epoch,
+        "answer_epoch": answer_epoch,
+        "end_epoch": start_epoch + billsec + 5,
+        "billsec": billsec,
+        "duration": billsec + 5,
+        "hangup_cause": hangup_cause,
+        "complaint_summary": summary,
+    }
+    document = {
+        "core-uuid": "6f9a1b2c-4d5e-4f60-8a7b-9c0d1e2f3a4b",
+        "switchname": "fs-hotline-01",
+        "channel_data": {"state": "CS_REPORTING", "direction": "inbound"},
+        "variables": {k: enc(v) for k, v in variables.items()},
+        "callflow": [{"profile_index": "1", "caller_profile": {"destination_number": destination}}],
+    }
+    return json.dumps(document, ensure_ascii=False).encode("utf-8")

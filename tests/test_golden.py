@@ -1,8 +1,9 @@
 """Golden files: every ``tests/fixtures/<channel>/<case>.raw.*`` against ``<case>.expected.json``.
 
 The raw file is an authenticated, decrypted body in the platform's own
-format; it goes through the connector's pure ``parse`` and the channel's
-normalizer. Expected files hold the record, ``{"not_a_complaint": reason}``
+format; it goes through the connector's pure ``parse`` (with the settings in
+``tests/fixtures/<connector>/settings.json``, if there is one) and the
+connector's normalizer. Expected files hold the record, ``{"not_a_complaint": reason}``
 or ``{"error": reason}``. Set ``UPDATE_GOLDEN=1`` to rewrite them, then review the diff.
 """
 
@@ -25,9 +26,20 @@ RECEIVED_AT = datetime(2026, 11, 23, 2, 15, 0, tzinfo=UTC)
 CASES = sorted(FIXTURES.glob("*/*.raw.*"))
 
 
+def settings_for(registry: Registry, name: str) -> Any:
+    """``tests/fixtures/<name>/settings.json``: what the connector's fixtures assume, if anything."""
+    path = FIXTURES / name / "settings.json"
+    if not path.exists():
+        return None
+    model = registry.connectors[name].settings_model
+    return model.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
 def outcome(registry: Registry, channel: str, body: bytes) -> dict[str, Any]:
     try:
-        (event,) = registry.connectors[channel].parse(body, RECEIVED_AT)
+        (event,) = registry.connectors[channel].parse(
+            body, RECEIVED_AT, settings_for(registry, channel)
+        )
         result = registry.normalizers[channel].normalize(event)
     except PayloadError as exc:
         return {"error": exc.reason}

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from schemas import record_id_for
-from service.senders import StoreSender
+from service.senders import StoreSender, asterisk_cdr_line
 from tests.conftest import STORE_SECRET
 from tests.process import (
     OPENID,
@@ -314,3 +314,58 @@ def test_refusals_through_the_real_server(
     assert "store invalid_json" in listing.stdout
     assert "SH0012-2" in listing.stdout  # the body is kept verbatim
     assert gateway.running
+
+
+# -- pollers ------------------------------------------------------------------------------
+
+
+def write_cdrs(path: Path, first: int, count: int) -> list[str]:
+    """Append ``count`` complaint calls to an Asterisk Master.csv; their uniqueids."""
+    ids = []
+    with path.open("ab") as log:
+        for n in range(first, first + count):
+            uniqueid = f"1763863200.{n}"
+            ids.append(uniqueid)
+            log.write(
+                asterisk_cdr_line(
+                    src=f"138{n % 100_000_000:08d}",
+                    dst="4008123123",
+                    start="2026-11-23 10:00:00",
+                    answer="2026-11-23 10:00:04",
+                    billsec=60 + n % 300,
+                    uniqueid=uniqueid,
+                    userfield=f"第{n}号来电：热水器漏水，要求上门维修",
+                )
+            )
+    return ids
+
+
+def test_a_poller_killed_mid_file_loses_nothing_and_repeats_nothing(
+    make_gateway_process: Callable[..., GatewayProcess], tmp_path: Path
+) -> None:
+    master = tmp_path / "cdr-csv" / "Master.csv"
+    master.parent.mkdir()
+    ids = write_cdrs(master, 0, 3000)
+    process = make_gateway_process(
+        GATEWAY_CONNECTORS__ASTERISK_CSV__PATH=str(master),
+        GATEWAY_CONNECTORS__ASTERISK_CSV__INTERVAL_SECONDS="0.2",
+        GATEWAY_CONNECTORS__ASTERISK_CSV__MAX_BYTES="20000",
+    )
+    wait_until(lambda: len(process.stream_lines()) >= 300, 30, "the poller is part-way through")
+    process.kill()
+    taken_before = len(process.outbox_rows())
+    assert 0 < taken_before < len(ids), "the kill should land in the middle of the file"
+
+    ids += write_cdrs(master, 3000, 500)  # calls logged while the gateway was down
+    process.start()
+    expected = {record_id_for("asterisk_csv", uniqueid) for uniqueid in ids}
+    wait_until(
+        lambda: set(published_ids(process)) == expected, 60, "every call is in the stream"
+    )
+    rows = process.outbox_rows()
+    assert len(rows) == len(ids) and set(rows) == expected  # one row per call, none twice
+    assert_same_copies(process)
+    channels = httpx.get(f"{process.base_url}/channels", timeout=5).json()
+    assert channels["asterisk_csv"]["kind"] == "poller"
+    assert channels["asterisk_csv"]["cursor"].endswith(f":{master.stat().st_size}")
+    assert process.stop() == 0, "SIGTERM stops the poller and the server cleanly"

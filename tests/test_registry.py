@@ -11,23 +11,29 @@ from connectors.wechat import WeChatConnector
 from normalizer.store import StoreNormalizer
 from normalizer.wechat import WeChatNormalizer
 from service.registry import Registry, RegistryError
-from tests import test_contract
+from tests import test_contract, test_polling_contract
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def contract_classes() -> dict[str, type]:
+    """Test classes inheriting a contract (webhook or poller), by the connector they test."""
+    bases = (test_contract.WebhookConnectorContract, test_polling_contract.PollingConnectorContract)
     return {
         klass.name: klass
-        for klass in vars(test_contract).values()
+        for module in (test_contract, test_polling_contract)
+        for klass in vars(module).values()
         if isinstance(klass, type)
-        and issubclass(klass, test_contract.WebhookConnectorContract)
-        and klass is not test_contract.WebhookConnectorContract
+        and issubclass(klass, bases)
+        and getattr(klass, "name", None)
+        and klass.__name__.startswith("Test")
     }
 
 
-def test_the_built_in_channels_are_installed(registry: Registry) -> None:
-    assert {"wechat", "store"} <= set(registry.connectors)
+def test_the_built_in_connectors_are_installed(registry: Registry) -> None:
+    assert {"wechat", "store", "asterisk_csv", "freeswitch", "tccc"} <= set(registry.connectors)
+    phone = {n for n, c in registry.connectors.items() if c.channel == "phone"}
+    assert phone >= {"asterisk_csv", "freeswitch", "tccc"}
 
 
 def test_every_installed_connector_has_what_a_connector_needs(registry: Registry) -> None:
