@@ -2,8 +2,11 @@
 
 It starts the webhook server on a free loopback port with fresh secrets and a
 temporary data directory (or ``--data-dir``), sends WeChat pushes in plaintext,
-compatible and safe mode, store submissions, redeliveries and bad requests over
-HTTP, waits for the publisher to write the stream, and prints what happened.
+compatible and safe mode, store submissions, FreeSWITCH and Tencent Cloud
+Contact Center call records, redeliveries and bad requests over HTTP; an
+Asterisk ``Master.csv`` in the data directory is tailed by the ``asterisk_csv``
+poller meanwhile. It waits for the publisher to write the stream, and prints
+what happened.
 """
 
 from __future__ import annotations
@@ -25,9 +28,18 @@ from rich.table import Table
 from service.logs import mask_id
 from service.metrics import GatewayMetrics
 from service.registry import Registry
-from service.senders import StoreSender, WeChatSender, wechat_text, wechat_xml
+from service.senders import (
+    StoreSender,
+    WeChatSender,
+    asterisk_cdr_line,
+    basic_auth,
+    freeswitch_cdr,
+    wechat_text,
+    wechat_xml,
+)
 
 APP_ID = "wxd3m0a5c1b2c3d4e5"
+HOTLINE = "4008123123"
 OPENIDS = ("oDemoA1b2C3d4E5f6G7h8I9j0K1l", "oDemoZ9y8X7w6V5u4T3s2R1q0P9o")
 
 
@@ -39,6 +51,104 @@ class Step:
     params: dict[str, str] | None = None
     headers: dict[str, str] | None = None
     body: bytes = b""
+
+
+def _call_steps(cdr_password: str, now: int) -> list[Step]:
+    """FreeSWITCH and TCCC pushing call records, as their consoles configure them."""
+    auth = basic_auth("cdr", cdr_password) | {"content-type": "application/json"}
+    answered = freeswitch_cdr(
+        uuid="5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f",
+        caller="13611112222",
+        destination=HOTLINE,
+        start_epoch=now - 300,
+        answer_epoch=now - 290,
+        billsec=240,
+        summary="空调外机漏水，师傅上门两次没修好，要求换新",
+    )
+    session = "e97be0ab-1ef6-4ad2-a8c4-2b2bbfb18e55"
+    missed = {
+        "SdkAppId": 1400264214,
+        "SessionId": session,
+        "Caller": "008613733334444",
+        "Callee": HOTLINE,
+        "Direction": 0,
+        "StartTimestamp": now - 200,
+        "EndedTimestamp": now - 150,
+        "EndStatus": 103,
+        "Duration": 0,
+    }
+    recording = {
+        "SdkAppId": 1400264214,
+        "RecordId": "1608130650",
+        "SessionId": session,
+        "Timestamp": now - 150,
+        "EndpointUser": "agent07@brand.example.cn",
+        "RecordURL": "https://recorder.example.cn/2026/11/e97be0ab.mp3",
+    }
+
+    def tccc(label: str, action: str, body: dict[str, Any], password: str) -> Step:
+        headers = basic_auth("cdr", password) | {
+            "content-type": "application/json",
+            "x-tccc-push-uuid": secrets.token_hex(16),
+        }
+        return Step(
+            label,
+            "POST",
+            "/webhooks/tccc",
+            {"action": action, "version": "1"},
+            headers,
+            json.dumps(body, ensure_ascii=False).encode(),
+        )
+
+    return [
+        Step(
+            "FreeSWITCH call record, answered", "POST", "/webhooks/freeswitch", None, auth, answered
+        ),
+        Step(
+            "FreeSWITCH resends it (no 2xx seen)",
+            "POST",
+            "/webhooks/freeswitch",
+            None,
+            auth,
+            answered,
+        ),
+        tccc("TCCC call record: missed call, no words", "cdr", missed, cdr_password),
+        tccc("TCCC recording of that call", "record", recording, cdr_password),
+        tccc("TCCC push with a wrong password", "cdr", missed, "guessed"),
+    ]
+
+
+def _master_csv(path: Path) -> None:
+    """Three calls logged by Asterisk before the gateway starts: the poller takes them in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    day = time.strftime("%Y-%m-%d")
+    path.write_bytes(
+        asterisk_cdr_line(
+            src="13955556666",
+            dst=HOTLINE,
+            start=f"{day} 09:12:03",
+            answer=f"{day} 09:12:09",
+            billsec=186,
+            uniqueid="1795399331.2719",
+            userfield='洗衣机脱水噪音大,已报修两次,要求"退货"',
+        )
+        + asterisk_cdr_line(
+            src="02161234567",
+            dst=HOTLINE,
+            start=f"{day} 09:40:00",
+            disposition="NO ANSWER",
+            uniqueid="1795401000.2750",
+        )
+        + asterisk_cdr_line(
+            src="13800001111",
+            dst="02161230000",
+            start=f"{day} 10:02:00",
+            answer=f"{day} 10:02:03",
+            billsec=40,
+            uniqueid="1795402320.2761",
+            userfield="问前台营业时间",
+        )
+    )
 
 
 def _steps(wechat: WeChatSender, store: StoreSender, bad_wechat: WeChatSender) -> list[Step]:
@@ -242,7 +352,7 @@ def _steps(wechat: WeChatSender, store: StoreSender, bad_wechat: WeChatSender) -
             b"x" * (1024 * 1024 + 1),
         )
     )
-    steps.append(Step("Unknown channel", "POST", "/webhooks/fax", None, None, b"hello"))
+    steps.append(Step("Unknown connector", "POST", "/webhooks/fax", None, None, b"hello"))
     return steps
 
 
@@ -264,6 +374,9 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
     )
     directory = data_dir or Path(tmp.name)  # type: ignore[union-attr]
     token, aes_key, store_secret = secrets.token_hex(8), _random_aes_key(), secrets.token_hex(16)
+    cdr_password = secrets.token_hex(12)
+    master_csv = directory / "cdr-csv" / "Master.csv"
+    _master_csv(master_csv)
     settings = load_settings(
         registry,
         data_dir=directory,
@@ -271,6 +384,13 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
         connectors={
             "wechat": {"token": token, "encoding_aes_key": aes_key, "app_id": APP_ID},
             "store": {"secret": store_secret},
+            "freeswitch": {"username": "cdr", "password": cdr_password},
+            "tccc": {"username": "cdr", "password": cdr_password},
+            "asterisk_csv": {
+                "path": str(master_csv),
+                "complaint_numbers": [HOTLINE],
+                "interval_seconds": 0.2,
+            },
         },
     )
     try:
@@ -300,6 +420,7 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
                 StoreSender(store_secret),
                 WeChatSender("not-the-token"),
             )
+            steps[-1:-1] = _call_steps(cdr_password, int(time.time()))
             sent = Table(title="Requests sent", show_lines=False)
             for column in ("#", "request", "HTTP", "what the gateway did", "answer"):
                 sent.add_column(column)
@@ -320,13 +441,18 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
                         _what_happened(before, _counts(gateway.metrics)),
                         _answer(response),
                     )
-                deadline = time.monotonic() + 10  # the publisher drains in the background
-                while gateway.outbox.pending and time.monotonic() < deadline:  # noqa: ASYNC110
+                deadline = time.monotonic() + 10  # the poller and the publisher run meanwhile
+                poller = gateway.board.states["asterisk_csv"]
+                while (  # noqa: ASYNC110
+                    gateway.outbox.pending or poller.last_success is None
+                ) and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
+                channels = (await client.get("/channels")).json()
                 metrics_text = (await client.get("/metrics")).text
             console.print(sent)
             console.print(_stream_table(gateway.settings.jsonl_path, gateway.sink.name))
             console.print(_counts_table(metrics_text))
+            console.print(_channels_table(channels))
             server.should_exit = True
             await serving
     finally:
@@ -369,7 +495,9 @@ def _answer(response: httpx.Response) -> str:
         data = response.json()
         if "error" in data:
             return f"{data['reason']}: {data['error']}"[:90]
-        return f"{data.get('status')} {str(data.get('record_id'))[:8]}…"
+        if "status" in data:
+            return f"{data['status']} {str(data.get('record_id'))[:8]}…"
+        return json.dumps(data, ensure_ascii=False)[:60]
     return response.text[:40]
 
 
@@ -397,6 +525,24 @@ def _stream_table(path: Path, sink: str) -> Table:
             ", ".join(record["expectations"]) or "-",
             record["received_by"],
             (record["description"] or "(no words: see attachments)")[:60],
+        )
+    return table
+
+
+def _channels_table(channels: dict[str, Any]) -> Table:
+    table = Table(title="Connectors (GET /channels)")
+    for column in ("connector", "kind", "channel", "taken in", "failures", "last error", "cursor"):
+        table.add_column(column, overflow="fold")
+    for name, state in channels.items():
+        error = state["last_error"]
+        table.add_row(
+            name,
+            state["kind"],
+            state["channel"],
+            str(state["taken_in"]),
+            str(state["consecutive_failures"]),
+            f"{error['class']}: {error['message']}"[:60] if error else "-",
+            state.get("cursor") or "-",
         )
     return table
 
