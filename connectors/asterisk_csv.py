@@ -168,6 +168,6 @@ class AsteriskCsvConnector(PollingConnector):
         numbers = complaint_numbers(csv_settings.complaint_numbers)
         return [
             line_event(line, received_at, csv_settings, numbers)
-            for line in body.splitlines()
+            for line in body.split(b"\n")
             if line
         ]
