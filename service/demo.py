@@ -3,7 +3,8 @@
 It starts the webhook server on a free loopback port with fresh secrets and a
 temporary data directory (or ``--data-dir``), sends WeChat pushes in plaintext,
 compatible and safe mode, store submissions, FreeSWITCH and Tencent Cloud
-Contact Center call records, redeliveries and bad requests over HTTP; an
+Contact Center call records, raw e-mails from a mail relay, redeliveries and
+bad requests over HTTP; an
 Asterisk ``Master.csv`` in the data directory is tailed by the ``asterisk_csv``
 poller meanwhile. It waits for the publisher to write the stream, and prints
 what happened.
@@ -18,6 +19,7 @@ import string
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from service.logs import mask_id
 from service.metrics import GatewayMetrics
 from service.registry import Registry
 from service.senders import (
+    MailRelaySender,
     StoreSender,
     WeChatSender,
     asterisk_cdr_line,
@@ -115,6 +118,71 @@ def _call_steps(cdr_password: str, now: int) -> list[Step]:
         tccc("TCCC call record: missed call, no words", "cdr", missed, cdr_password),
         tccc("TCCC recording of that call", "record", recording, cdr_password),
         tccc("TCCC push with a wrong password", "cdr", missed, "guessed"),
+    ]
+
+
+def _mail(
+    subject: str,
+    text: str,
+    message_id: str,
+    *,
+    headers: dict[str, str] | None = None,
+    attachment: tuple[str, bytes] | None = None,
+) -> bytes:
+    """A customer's mail as their client would send it (GBK body, encoded-word subject)."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    mail = EmailMessage()
+    mail["From"] = "王强 <WangQiang@Example.cn>"
+    mail["To"] = "kefu@brand.example.cn"
+    mail["Subject"] = subject
+    mail["Message-ID"] = message_id
+    mail["Date"] = format_datetime(datetime.now(UTC))
+    for name, value in (headers or {}).items():
+        mail[name] = value
+    mail.set_content(text, charset="gbk")
+    if attachment:
+        mail.add_attachment(attachment[1], maintype="image", subtype="jpeg", filename=attachment[0])
+    return mail.as_bytes()
+
+
+def _mail_steps(relay: MailRelaySender, now: int) -> list[Step]:
+    """A mail relay POSTing raw messages, as Postfix pipes or an inbound-mail service does."""
+    complaint = _mail(
+        "会员卡余额被无故扣除",
+        "您好：\n我的会员卡昨天在徐家汇店消费后余额被清零，小票只写了消费 42.50 元。\n"
+        "请核查并退回多扣的费用。\n\n王强",
+        "<demo-20261130-0001@example.cn>",
+        attachment=("小票.jpg", b"\xff\xd8\xff\xe0 demo receipt \xff\xd9"),
+    )
+    follow_up = _mail(
+        "回复：会员卡余额被无故扣除",
+        "三天了还没有人联系我，请尽快处理！\n\n"
+        "------------------ 原始邮件 ------------------\n"
+        "发件人: 王强\n发送时间: 2026年11月30日\n主题: 会员卡余额被无故扣除\n\n"
+        "您好：我的会员卡余额被清零……",
+        "<demo-20261130-0002@example.cn>",
+        headers={
+            "In-Reply-To": "<demo-20261130-0001@example.cn>",
+            "References": "<demo-20261130-0001@example.cn>",
+        },
+    )
+    out_of_office = _mail(
+        "自动回复：会员卡余额被无故扣除",
+        "我正在休假，12月3日回来。",
+        "<demo-20261130-0003@example.cn>",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+
+    def post(label: str, raw: bytes) -> Step:
+        return Step(label, "POST", "/webhooks/email_mime", None, relay.sign(raw, now), raw)
+
+    return [
+        post("Mail relay: complaint with a photo (GBK)", complaint),
+        post("Mail relay resends it", complaint),
+        post("Customer's follow-up, original quoted", follow_up),
+        post("An out-of-office auto-reply", out_of_office),
     ]
 
 
@@ -374,7 +442,7 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
     )
     directory = data_dir or Path(tmp.name)  # type: ignore[union-attr]
     token, aes_key, store_secret = secrets.token_hex(8), _random_aes_key(), secrets.token_hex(16)
-    cdr_password = secrets.token_hex(12)
+    cdr_password, relay_secret = secrets.token_hex(12), secrets.token_hex(16)
     master_csv = directory / "cdr-csv" / "Master.csv"
     _master_csv(master_csv)
     settings = load_settings(
@@ -386,6 +454,7 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
             "store": {"secret": store_secret},
             "freeswitch": {"username": "cdr", "password": cdr_password},
             "tccc": {"username": "cdr", "password": cdr_password},
+            "email_mime": {"secret": relay_secret},
             "asterisk_csv": {
                 "path": str(master_csv),
                 "complaint_numbers": [HOTLINE],
@@ -421,6 +490,7 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
                 WeChatSender("not-the-token"),
             )
             steps[-1:-1] = _call_steps(cdr_password, int(time.time()))
+            steps[-1:-1] = _mail_steps(MailRelaySender(relay_secret), int(time.time()))
             sent = Table(title="Requests sent", show_lines=False)
             for column in ("#", "request", "HTTP", "what the gateway did", "answer"):
                 sent.add_column(column)

@@ -105,21 +105,38 @@ class WeChatSender:
         }
 
 
+def timestamped_hmac_headers(
+    secret: str, body: bytes, timestamp: int, prefix: str, content_type: str
+) -> dict[str, str]:
+    """The gateway's own push scheme: ``x-<prefix>-timestamp`` and ``x-<prefix>-signature``."""
+    signature = hmac_sha256_hex(secret.encode(), f"{timestamp}.".encode() + body)
+    return {
+        "content-type": content_type,
+        f"x-{prefix}-timestamp": str(timestamp),
+        f"x-{prefix}-signature": f"sha256={signature}",
+    }
+
+
 @dataclass(frozen=True)
 class StoreSender:
     secret: str
 
     def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
-        signature = hmac_sha256_hex(self.secret.encode(), f"{timestamp}.".encode() + body)
-        return {
-            "content-type": "application/json",
-            "x-store-timestamp": str(timestamp),
-            "x-store-signature": f"sha256={signature}",
-        }
+        return timestamped_hmac_headers(self.secret, body, timestamp, "store", "application/json")
 
     @staticmethod
     def body(submission: dict[str, Any]) -> bytes:
         return json.dumps(submission, ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class MailRelaySender:
+    """A mail relay POSTing raw messages to ``/webhooks/email_mime``."""
+
+    secret: str
+
+    def sign(self, raw: bytes, timestamp: int) -> dict[str, str]:
+        return timestamped_hmac_headers(self.secret, raw, timestamp, "mail", "message/rfc822")
 
 
 # -- call centres -------------------------------------------------------------------------

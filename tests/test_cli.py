@@ -31,14 +31,18 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for heading in ("Requests sent", "Normalized stream", "What the gateway counted"):
+    for heading in ("Requests sent", "Normalized stream", "What the gateway counted", "Connectors"):
         assert heading in out
     records = [
         json.loads(line) for line in (tmp_path / "complaints.jsonl").read_text("utf-8").splitlines()
     ]
-    assert len(records) == 6
-    assert {r["channel"] for r in records} == {"wechat", "store"}
-    assert len({r["record_id"] for r in records}) == 6  # retries and resends were dropped
+    # wechat 4, store 2, phone 5 (Master.csv 2 of 3 lines, FreeSWITCH 1, TCCC call and
+    # recording), email 2 (the auto-reply is not a complaint)
+    assert len(records) == 13
+    assert {r["channel"] for r in records} == {"wechat", "store", "phone", "email"}
+    assert len({r["record_id"] for r in records}) == 13  # retries and resends were dropped
+    by_connector = {r["source"]["connector"] for r in records}
+    assert by_connector == {"wechat", "store", "asterisk_csv", "freeswitch", "tccc", "email_mime"}
     for reason in (
         "bad_signature",
         "missing_signature",
@@ -48,7 +52,8 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
         "unknown_channel",
     ):
         assert reason in out
-    assert out.count("duplicate: not published again") == 4  # 3 WeChat retries, 1 store resend
+    # WeChat's 3 retries, the store's, FreeSWITCH's and the mail relay's resends
+    assert out.count("duplicate: not published again") == 6
     assert out.count("refused, body quarantined") == 1
     assert "13812345678" not in out  # phone numbers are masked in what is shown
 
@@ -63,6 +68,7 @@ def test_replay_republishes_by_id_and_by_time(tmp_path: Path) -> None:
     )
     stream = tmp_path / "complaints.jsonl"
     first = json.loads(stream.read_text("utf-8").splitlines()[0])
+    published = len(stream.read_text("utf-8").splitlines())
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -75,16 +81,16 @@ def test_replay_republishes_by_id_and_by_time(tmp_path: Path) -> None:
 
     dry = cli("replay", "--record-id", first["record_id"], "--dry-run")
     assert dry.returncode == 0 and "would re-publish 1 record" in dry.stdout
-    assert len(stream.read_text("utf-8").splitlines()) == 6
+    assert len(stream.read_text("utf-8").splitlines()) == published
 
     by_id = cli("replay", "--record-id", first["record_id"])
     assert by_id.returncode == 0, by_id.stderr
     lines = stream.read_text("utf-8").splitlines()
-    assert len(lines) == 7 and json.loads(lines[-1]) == first
+    assert len(lines) == published + 1 and json.loads(lines[-1]) == first
 
     by_time = cli("replay", "--since", "2000-01-01T00:00:00Z")
-    assert "re-published 6 record(s)" in by_time.stdout
-    assert len(stream.read_text("utf-8").splitlines()) == 13
+    assert f"re-published {published} record(s)" in by_time.stdout
+    assert len(stream.read_text("utf-8").splitlines()) == 2 * published + 1
 
     unknown = cli("replay", "--record-id", "no-such-id")
     assert unknown.returncode == 1 and "not in the outbox: no-such-id" in unknown.stderr

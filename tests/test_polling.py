@@ -159,10 +159,12 @@ async def test_a_restart_resumes_from_the_committed_cursor(
     ListPoller.platform = ["一", "二", "三"]
     async with gateway_for(list_registry, tmp_path, sink) as gw:
         await wait_for(lambda: state(gw).cursor == "3")
+        await sink.wait_for(3)
     ListPoller.platform += ["四"]
     ListPoller.polled_from = []
     async with gateway_for(list_registry, tmp_path, sink) as gw:
         await wait_for(lambda: state(gw).cursor == "4")
+        await sink.wait_for(4)
     assert ListPoller.polled_from[0] == "3"
     assert [r["description"] for r in sink.records] == ["一", "二", "三", "四"]
 
@@ -177,6 +179,7 @@ async def test_a_poll_repeated_after_a_lost_commit_publishes_nothing_twice(
         await gw.outbox._call(lambda c: c.execute("DELETE FROM cursors"))
     async with gateway_for(list_registry, tmp_path, sink) as gw:
         await wait_for(lambda: len(ListPoller.polled_from) >= 3 and state(gw).cursor == "2")
+        await sink.wait_for(2)
         await asyncio.sleep(0.05)
         assert len(await gw.outbox.select(since=None)) == 2
     assert sorted(r["description"] for r in sink.records) == ["乙", "甲"]

@@ -18,11 +18,16 @@ from typing import Any, ClassVar
 
 import pytest
 
+from connectors._imap import append_message
 from connectors.errors import ChannelAuthError, ChannelUnavailable
 from connectors.polling import PollingConnector
 from service.registry import Registry
 from service.senders import asterisk_cdr_line
+from tests.brokers import free_port
 from tests.fakes import FrozenClock
+from tests.imap_server import PASSWORD, USERNAME, DovecotServer, dovecot_server, dovecot_tls_files
+
+__all__ = ["dovecot_server", "dovecot_tls_files"]  # fixtures used below
 
 NOW = datetime(2026, 11, 23, 2, 15, tzinfo=UTC)
 
@@ -38,8 +43,9 @@ class PollingConnectorContract:
         """Put complaints with these texts on the platform, in this order."""
         raise NotImplementedError
 
-    def break_platform(self, tmp_path: Path, how: str) -> bool:
-        """Make the platform fail as ``how`` ("unavailable", "credentials"); False: n/a."""
+    def break_platform(self, tmp_path: Path, how: str) -> dict[str, Any] | None:
+        """Make the platform fail as ``how`` ("unavailable", "credentials"): the settings
+        overrides that do it (``{}`` if the platform itself was broken), None: n/a."""
         raise NotImplementedError
 
     def connector(self, tmp_path: Path, **overrides: Any) -> PollingConnector:
@@ -94,9 +100,10 @@ class PollingConnectorContract:
     async def test_platform_failures_are_classified(
         self, tmp_path: Path, how: str, error: type[Exception]
     ) -> None:
-        connector = self.connector(tmp_path)
-        if not self.break_platform(tmp_path, how):
+        overrides = self.break_platform(tmp_path, how)
+        if overrides is None:
             pytest.skip(f"{self.name} has no {how} failure")
+        connector = self.connector(tmp_path, **overrides)
         with pytest.raises(error) as caught:
             await connector.poll(None)
         for secret in self.secret_values:
@@ -147,9 +154,9 @@ class TestAsteriskCsvContract(PollingConnectorContract):
                 )
                 log.flush()
 
-    def break_platform(self, tmp_path: Path, how: str) -> bool:
+    def break_platform(self, tmp_path: Path, how: str) -> dict[str, Any] | None:
         if how != "unavailable":
-            return False
+            return None
         directory = tmp_path / "cdr-csv"
         directory.mkdir(exist_ok=True)
         (directory / "Master.csv").write_bytes(b"")
@@ -159,4 +166,48 @@ class TestAsteriskCsvContract(PollingConnectorContract):
             (directory / "Master.csv").unlink()
             directory.rmdir()
             (tmp_path / "cdr-csv").write_bytes(b"not a directory")
-        return True
+        return {}
+
+
+def complaint_mail(text: str, n: int) -> bytes:
+    """A customer's mail as a mail client sends it."""
+    return (
+        "From: =?utf-8?b?5byg5LiJ?= <Zhang.San@Example.cn>\r\n"
+        "To: kefu@brand.example.cn\r\n"
+        "Subject: =?utf-8?b?5oqV6K+J?=\r\n"
+        f"Message-ID: <contract-{n}-{abs(hash(text))}@mail.example.cn>\r\n"
+        "Date: Mon, 23 Nov 2026 10:15:00 +0800\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        f"{text}\r\n"
+    ).encode()
+
+
+class TestImapContract(PollingConnectorContract):
+    name = "imap"
+    secret_values = (PASSWORD,)
+
+    @pytest.fixture(autouse=True)
+    def _dovecot(self, dovecot_server: DovecotServer) -> None:
+        self.server = dovecot_server
+
+    def settings_section(self, tmp_path: Path) -> dict[str, Any]:
+        return {
+            "host": "127.0.0.1",
+            "port": self.server.port,
+            "security": "plain",
+            "username": USERNAME,
+            "password": PASSWORD,
+        }
+
+    def add_messages(self, tmp_path: Path, texts: Sequence[str]) -> None:
+        account = self.server.account("plain")
+        for n, text in enumerate(texts):
+            append_message(account, "INBOX", complaint_mail(text, n))
+
+    def break_platform(self, tmp_path: Path, how: str) -> dict[str, Any] | None:
+        if how == "credentials":
+            return {"password": "not-the-password"}
+        return {"port": free_port()}  # nothing listens there
