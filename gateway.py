@@ -273,8 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", parents=[common], help="run the webhook server and the publisher")
     demo = sub.add_parser("demo", help="run the gateway and send it sample complaints")
     demo.add_argument("--data-dir", help="keep the demo's outbox and stream here")
-    sub.add_parser(
+    cc = sub.add_parser(
         "check-config", parents=[common], help="validate the settings, list all problems"
+    )
+    cc.add_argument(
+        "--settings", action="store_true", help="list every setting with its default and meaning"
     )
     rp = sub.add_parser("replay", parents=[common], help="re-publish records from the outbox")
     rp.add_argument("--record-id", action="append", default=[], help="a record id (repeatable)")
@@ -295,6 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not getattr(args, "config", None):
         args.config = os.environ.get("GATEWAY_CONFIG")
+    if args.command == "check-config" and args.settings:
+        from service.settings import describe_settings
+
+        for path, kind, default, description in describe_settings(Registry.from_entry_points()):
+            print(f"{path}  ({kind}, default {default})\n    {description}")
+        return 0
     if args.command == "demo":
         from service.demo import run_demo
 

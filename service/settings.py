@@ -208,3 +208,47 @@ def load_settings(
                 for e in exc.errors(include_input=False, include_url=False)
             ]
         ) from None
+
+
+def describe_settings(registry: Registry) -> list[tuple[str, str, str, str]]:
+    """Every setting the installed plugins accept: (TOML path, type, default, description).
+
+    Built from the models themselves, so a plugin's connector section is
+    documented like a built-in one and the list is never kept by hand.
+    """
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            path = f"{prefix}{name}"
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{path}.")
+                continue
+            kind = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+            if field.is_required():
+                default = "(required)"
+            elif field.default_factory is not None:
+                default = repr(field.default_factory())  # type: ignore[call-arg]
+            else:
+                default = "(secret)" if "Secret" in kind else repr(field.default)
+            rows.append((path, kind, default, field.description or ""))
+
+    for name, field in GatewaySettingsBase.model_fields.items():
+        annotation = field.annotation
+        if name == "connectors":
+            continue
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            walk(annotation, f"{name}.")
+        else:
+            rows.append(
+                (
+                    name,
+                    getattr(annotation, "__name__", str(annotation)),
+                    repr(field.default),
+                    field.description or "",
+                )
+            )
+    for connector, klass in sorted(registry.connectors.items()):
+        walk(klass.settings_model, f"connectors.{connector}.")
+    return rows

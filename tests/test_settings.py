@@ -133,3 +133,40 @@ def test_check_config_accepts_a_good_configuration(tmp_path: Path) -> None:
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("check-config", "--config", "nope.toml", env=clean_env(), cwd=tmp_path)
     assert result.returncode == 2 and "nope.toml does not exist" in result.stderr
+
+
+def test_check_config_validates_the_phone_and_email_connectors(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[connectors.imap]\nhost = "imap.example.cn"\nsecurity = "ssl"\n'
+        'password = "mailbox-secret-1"\ninterval_seconds = 0\n'
+        '[connectors.freeswitch]\nusername = "cdr"\n'
+        '[connectors.asterisk_csv]\nmax_bytes = 10\n'
+        '[connectors.email_mime]\nsecret = "relay-secret-2"\nmax_skew_seconds = 0\n'
+    )
+    result = run_cli("check-config", "--config", str(config), env=clean_env(), cwd=tmp_path)
+    assert result.returncode == 2
+    for where in (
+        "connectors.imap.security",
+        "connectors.imap.username",
+        "connectors.imap.interval_seconds",
+        "connectors.freeswitch.password",
+        "connectors.asterisk_csv.max_bytes",
+        "connectors.email_mime.max_skew_seconds",
+    ):
+        assert where in result.stderr, where
+    assert "mailbox-secret-1" not in result.stderr + result.stdout
+    assert "relay-secret-2" not in result.stderr + result.stdout
+
+
+def test_check_config_settings_documents_every_connector_setting(
+    tmp_path: Path, registry: Registry
+) -> None:
+    result = run_cli("check-config", "--settings", env=clean_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = {line.split("  (")[0] for line in result.stdout.splitlines() if "  (" in line}
+    for name, klass in registry.connectors.items():
+        for setting in klass.settings_model.model_fields:
+            assert f"connectors.{name}.{setting}" in listed
+    assert "http.max_header_bytes" in listed and "kafka.topic" in listed
+    assert "connectors.imap.password  (SecretStr, default (required))" in result.stdout
