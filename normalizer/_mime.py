@@ -252,13 +252,15 @@ def _raw_text(text: str) -> str:
 # -- headers ----------------------------------------------------------------------------------
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,75})\?([bBqQ])\?([^?]*)\?=")
-_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*")
 
 
 def _encoded_word_bytes(encoding: str, text: str) -> bytes | None:
     if encoding in "qQ":
         return binascii.a2b_qp(_raw_bytes(text), header=True)
-    clean = _NOT_BASE64.sub("", text)
+    clean = "".join(text.split()).rstrip("=")
+    if not _BASE64.fullmatch(clean):
+        return None
     clean = clean[: len(clean) - (len(clean) % 4 == 1)]
     try:
         return base64.b64decode(clean + "=" * (-len(clean) % 4))
@@ -547,20 +549,23 @@ def _unflow(text: str, *, delsp: bool) -> str:
     pending: tuple[int, str] | None = None  # (quote depth, text so far)
     for line in text.split("\n"):
         depth = len(line) - len(line.lstrip(">"))
-        content = line[depth:]
-        content = content[1:] if content.startswith(" ") else content
+        content = line[depth:].removeprefix(" ")  # space-stuffing
         if pending is not None and pending[0] == depth:
             content = pending[1] + content
         elif pending is not None:
-            lines.append(">" * pending[0] + pending[1])
+            lines.append(_quoted(*pending))
         pending = None
         if content.endswith(" ") and content != "-- ":
             pending = (depth, content[:-1] if delsp else content)
         else:
-            lines.append(">" * depth + (" " if depth else "") + content)
+            lines.append(_quoted(depth, content))
     if pending is not None:
-        lines.append(">" * pending[0] + pending[1])
+        lines.append(_quoted(*pending))
     return "\n".join(lines)
+
+
+def _quoted(depth: int, content: str) -> str:
+    return ">" * depth + " " + content if depth else content
 
 
 # -- HTML to text -----------------------------------------------------------------------------
@@ -749,6 +754,7 @@ _TIME_LINE = re.compile(
 _TIME_INLINE = re.compile(r"\b(?:sent|date)\s*:|发送时间\s*[:：]", re.IGNORECASE)
 _ATTRIBUTION_START = re.compile(r"\s*(?:(?:on|at)\b|在)", re.IGNORECASE)
 _ATTRIBUTION_END = re.compile(r"(?:wrote|写道|寫道)\s*[:：]\s*$", re.IGNORECASE)
+_CLOCK_TIME = re.compile(r"\d{1,2}[:：]\d{2}")
 _LEFTOVER = re.compile(r"(?:[-_=\s*]|&nbsp;)*+(?:original|原始邮件)?(?:[-_=\s*]|&nbsp;)*+", re.I)
 
 
@@ -764,16 +770,21 @@ def _header_block_at(lines: list[str], index: int) -> bool:
 
 
 def _attribution_length(lines: list[str], index: int) -> int:
-    """Lines taken by an ``On <date>, <name> wrote:`` / ``在 <date>，<name> 写道：`` line
-    at ``index`` (Gmail wraps it over two), or 0. It must hold a digit (a date)."""
-    line = lines[index]
-    if not _ATTRIBUTION_START.match(line) and "@" not in line and "于" not in line:
-        return 0
+    """Lines taken by an ``On <date> <time>, <name> wrote:`` / ``在 <date> <time>，<name>
+    写道：`` line at ``index`` (Gmail wraps it over two), or 0.
+
+    Every client writes a time (``15:18``) and either starts with On/At/在 or
+    names the address; so the customer's own "客服于11月20日写道：" stays.
+    """
     for length in (1, 2):
         span = " ".join(lines[index : index + length])
         if len(span) > _LONGEST_MARKER or index + length > len(lines):
             return 0
-        if _ATTRIBUTION_END.search(span) and any(char.isdigit() for char in span):
+        if (
+            _ATTRIBUTION_END.search(span)
+            and _CLOCK_TIME.search(span)
+            and (_ATTRIBUTION_START.match(span) or "@" in span)
+        ):
             return length
     return 0
 
