@@ -17,14 +17,8 @@ from datetime import datetime
 
 from pydantic import Field, SecretStr
 
-from connectors._signing import verify_timestamped_hmac
-from connectors.base import (
-    ConnectorSettings,
-    SignedWebhookSettings,
-    WebhookAnswer,
-    WebhookConnector,
-    WebhookRequest,
-)
+from connectors._hmac_push import HmacPushConnector, HmacPushSettings
+from connectors.base import ConnectorSettings, WebhookRequest
 from normalizer.email import mail_event
 from schemas import RawEvent
 
@@ -32,31 +26,16 @@ TIMESTAMP_HEADER = "x-mail-timestamp"
 SIGNATURE_HEADER = "x-mail-signature"
 
 
-class EmailMimeSettings(SignedWebhookSettings):
+class EmailMimeSettings(HmacPushSettings):
     secret: SecretStr = Field(description="Shared HMAC-SHA256 secret of the mail relay.")
-    previous_secret: SecretStr | None = Field(
-        None, description="The secret before the last rotation, still accepted while set."
-    )
 
 
-class EmailMimeConnector(WebhookConnector):
+class EmailMimeConnector(HmacPushConnector):
     name = "email_mime"
     channel = "email"
     settings_model = EmailMimeSettings
-    settings: EmailMimeSettings
-
-    async def authenticate(self, request: WebhookRequest) -> WebhookAnswer | None:
-        secrets = [self.settings.secret, self.settings.previous_secret]
-        verify_timestamped_hmac(
-            request.headers,
-            request.body,
-            timestamp_header=TIMESTAMP_HEADER,
-            signature_header=SIGNATURE_HEADER,
-            secrets=[s.get_secret_value().encode() for s in secrets if s is not None],
-            now=self.clock.now(),
-            max_skew_seconds=self.settings.max_skew_seconds,
-        )
-        return None
+    timestamp_header = TIMESTAMP_HEADER
+    signature_header = SIGNATURE_HEADER
 
     def read(self, request: WebhookRequest) -> Sequence[RawEvent]:
         return self.parse(request.body, request.received_at)

@@ -16,29 +16,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from connectors._signing import verify_basic_auth
-from connectors.base import ConnectorSettings, WebhookAnswer, WebhookConnector, WebhookRequest
+from connectors._call_centre import CallCentrePush, CallCentreSettings
+from connectors.base import ConnectorSettings, WebhookRequest
 from normalizer._cdr import parse_freeswitch_cdr
 from normalizer.phone import call_payload, complaint_numbers, is_complaint_line
 from schemas import RawEvent
-from service.clock import Clock
 
 
-class FreeSwitchSettings(ConnectorSettings):
-    username: str = Field(description="User name in json_cdr's cred (HTTP Basic).")
-    password: SecretStr = Field(description="Password in json_cdr's cred (HTTP Basic).")
+class FreeSwitchSettings(CallCentreSettings):
     text_variable: str = Field(
         "complaint_summary", description="Channel variable holding the complaint text."
     )
     recording_variable: str = Field(
         "complaint_recording_url", description="Channel variable holding the recording's URL."
-    )
-    complaint_numbers: list[str] = Field(
-        default_factory=list,
-        description="Destination numbers or queues that are complaint lines; empty: every call.",
     )
     encoded_values: bool = Field(
         True, description="json_cdr's encode-values: variables arrive URL-encoded."
@@ -94,25 +86,11 @@ def cdr_event(
     )
 
 
-class FreeSwitchConnector(WebhookConnector):
+class FreeSwitchConnector(CallCentrePush):
     name = "freeswitch"
     channel = "phone"
     settings_model = FreeSwitchSettings
     settings: FreeSwitchSettings
-
-    async def authenticate(self, request: WebhookRequest) -> WebhookAnswer | None:
-        verify_basic_auth(
-            request.headers.get("authorization"),
-            self.settings.username,
-            [self.settings.password.get_secret_value()],
-        )
-        return None
-
-    def __init__(
-        self, settings: FreeSwitchSettings, clock: Clock, http: httpx.AsyncClient | None = None
-    ) -> None:
-        super().__init__(settings, clock, http)
-        self._numbers = complaint_numbers(settings.complaint_numbers)
 
     def read(self, request: WebhookRequest) -> Sequence[RawEvent]:
         content_type = request.headers.get("content-type", "")

@@ -24,14 +24,12 @@ from datetime import datetime
 
 from pydantic import Field, SecretStr
 
+from connectors._hmac_push import HmacPushConnector, HmacPushSettings
 from connectors._json import parse_json_object
-from connectors._signing import verify_timestamped_hmac
 from connectors.base import (
     ConnectorSettings,
     Outcome,
-    SignedWebhookSettings,
     WebhookAnswer,
-    WebhookConnector,
     WebhookRequest,
 )
 from connectors.errors import MalformedPayload
@@ -45,11 +43,8 @@ SIGNATURE_HEADER = "x-store-signature"
 _ID = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 
 
-class StoreSettings(SignedWebhookSettings):
+class StoreSettings(HmacPushSettings):
     secret: SecretStr = Field(description="Shared HMAC-SHA256 secret of the store apps.")
-    previous_secret: SecretStr | None = Field(
-        None, description="The secret before the last rotation, still accepted while set."
-    )
 
 
 def _identifier(payload: dict[str, object], name: str) -> str:
@@ -81,24 +76,13 @@ def parse_submission(body: bytes, received_at: datetime) -> RawEvent:
     )
 
 
-class StoreConnector(WebhookConnector):
+class StoreConnector(HmacPushConnector):
     name = "store"
     channel = "store"
     settings_model = StoreSettings
     settings: StoreSettings
-
-    async def authenticate(self, request: WebhookRequest) -> WebhookAnswer | None:
-        secrets = [self.settings.secret, self.settings.previous_secret]
-        verify_timestamped_hmac(
-            request.headers,
-            request.body,
-            timestamp_header=TIMESTAMP_HEADER,
-            signature_header=SIGNATURE_HEADER,
-            secrets=[s.get_secret_value().encode() for s in secrets if s is not None],
-            now=self.clock.now(),
-            max_skew_seconds=self.settings.max_skew_seconds,
-        )
-        return None
+    timestamp_header = TIMESTAMP_HEADER
+    signature_header = SIGNATURE_HEADER
 
     def read(self, request: WebhookRequest) -> list[RawEvent]:
         return self.parse(request.body, request.received_at)

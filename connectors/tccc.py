@@ -20,22 +20,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from connectors._signing import verify_basic_auth
+from connectors._call_centre import CallCentrePush, CallCentreSettings
 from connectors.base import (
     ConnectorSettings,
     Outcome,
     WebhookAnswer,
-    WebhookConnector,
     WebhookRequest,
 )
 from connectors.errors import MalformedPayload, UnsupportedMessage
 from normalizer._cdr import parse_tccc_push
 from normalizer.phone import call_payload, complaint_numbers, is_complaint_line
 from schemas import RawEvent
-from service.clock import Clock
 
 PUSH_UUID_HEADER = "x-tccc-push-uuid"
 #: EndStatus 1 is a call that was answered and ended normally (TCCC's 正常结束).
@@ -43,15 +40,9 @@ _ANSWERED_END_STATUS = 1
 _ACCEPTED = json.dumps({"ErrCode": 0, "ErrMsg": ""}).encode()
 
 
-class TcccSettings(ConnectorSettings):
-    username: str = Field(description="User name of the push's HTTP Basic authentication.")
-    password: SecretStr = Field(description="Password of the push's HTTP Basic authentication.")
+class TcccSettings(CallCentreSettings):
     sdk_app_id: int | None = Field(
         None, description="Our TCCC application id; pushes for another are refused."
-    )
-    complaint_numbers: list[str] = Field(
-        default_factory=list,
-        description="Called numbers or skill groups that are complaint lines; empty: every call.",
     )
 
 
@@ -127,25 +118,11 @@ def push_event(
     )
 
 
-class TcccConnector(WebhookConnector):
+class TcccConnector(CallCentrePush):
     name = "tccc"
     channel = "phone"
     settings_model = TcccSettings
     settings: TcccSettings
-
-    async def authenticate(self, request: WebhookRequest) -> WebhookAnswer | None:
-        verify_basic_auth(
-            request.headers.get("authorization"),
-            self.settings.username,
-            [self.settings.password.get_secret_value()],
-        )
-        return None
-
-    def __init__(
-        self, settings: TcccSettings, clock: Clock, http: httpx.AsyncClient | None = None
-    ) -> None:
-        super().__init__(settings, clock, http)
-        self._numbers = complaint_numbers(settings.complaint_numbers)
 
     def read(self, request: WebhookRequest) -> Sequence[RawEvent]:
         event = push_event(
