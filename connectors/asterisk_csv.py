@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -59,6 +60,11 @@ class AsteriskCsvSettings(PollingSettings):
         description="URL of a call's recording, with {uniqueid} and other columns in braces.",
     )
     timezone: str = Field(DEFAULT_TIMEZONE, description="Time zone of the file's dates.")
+    start_at: Literal["beginning", "end"] = Field(
+        "beginning",
+        description="Where the very first poll starts: the whole file, or only calls logged "
+        "from then on (for a Master.csv that holds years of history).",
+    )
     max_bytes: int = Field(
         4 * 1024 * 1024, ge=4096, description="At most this much of the file is read per poll."
     )
@@ -135,6 +141,16 @@ class AsteriskCsvConnector(PollingConnector):
     async def poll(self, cursor: str | None) -> PollResult:
         start = FileCursor.from_text(cursor) if cursor else None
         path = self.settings.path
+        if start is None and self.settings.start_at == "end":
+            try:
+                status = await asyncio.to_thread(path.stat)
+            except FileNotFoundError:
+                pass  # no history to skip: read the file from its start once it appears
+            except OSError as exc:
+                raise ChannelUnavailable(f"cannot read {path}: {exc.strerror or exc}") from None
+            else:
+                end = FileCursor(status.st_dev, status.st_ino, status.st_size)
+                return PollResult(cursor=end.to_text())
         try:
             read = await asyncio.to_thread(
                 read_appended, path, start, max_bytes=self.settings.max_bytes

@@ -211,3 +211,16 @@ class TestImapContract(PollingConnectorContract):
         if how == "credentials":
             return {"password": "not-the-password"}
         return {"port": free_port()}  # nothing listens there
+
+
+async def test_asterisk_can_start_at_the_end_of_a_file_with_years_of_history(
+    tmp_path: Path,
+) -> None:
+    contract = TestAsteriskCsvContract()
+    contract.add_messages(tmp_path, ["去年的投诉", "前年的投诉"])
+    connector = contract.connector(tmp_path, start_at="end")
+    first = await connector.poll(None)
+    assert not first.events and first.cursor is not None
+    contract.add_messages(tmp_path, ["今天的投诉"])
+    texts, _ = await contract.texts_after(connector, first.cursor)
+    assert texts == ["今天的投诉"]
