@@ -42,11 +42,13 @@ Mailbox names are given as Unicode and sent in modified UTF-7 (RFC 3501
 §5.1.3), quoted, so ``投诉`` and ``My "Complaints"`` both work; the hierarchy
 separator is the server's (``.`` or ``/``). Credentials that are not printable
 ASCII are sent with ``AUTHENTICATE PLAIN`` (UTF-8, RFC 4616) instead of LOGIN.
+Encoding the names and reading the FETCH and SEARCH replies is the wire format,
+in :mod:`connectors._imap_wire`; this module holds the session, the commands
+and the mapping of failures onto the error tree.
 """
 
 from __future__ import annotations
 
-import base64
 import imaplib
 import re
 import ssl
@@ -55,6 +57,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
+from connectors._imap_wire import (
+    UnreadableResponse,
+    encode_mailbox_name,
+    fetch_responses,
+    search_uids,
+)
 from connectors.errors import ChannelAuthError, ChannelError, ChannelUnavailable
 
 Security = Literal["tls", "starttls", "plain"]
@@ -182,27 +190,6 @@ def create_mailbox(account: ImapAccount, name: str) -> None:
         typ, data = conn.create(_quote(name))
         if typ != "OK" and _code(_last_bytes(data)) != "ALREADYEXISTS":
             raise ChannelUnavailable(f"IMAP {account.who}: CREATE refused: {_text(data, account)}")
-
-
-def encode_mailbox_name(name: str) -> str:
-    """``name`` in modified UTF-7 (RFC 3501 §5.1.3): ``台北`` → ``&U,BTFw-``, ``&`` → ``&-``."""
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            encoded = base64.b64encode("".join(pending).encode("utf-16-be"))
-            out.append("&" + encoded.rstrip(b"=").replace(b"/", b",").decode("ascii") + "-")
-            pending.clear()
-
-    for char in name:
-        if " " <= char <= "~":
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    flush()
-    return "".join(out)
 
 
 # -- connection and errors ----------------------------------------------------------------
@@ -362,9 +349,10 @@ def _search_new(
         typ, data = conn.uid("SEARCH", f"UID {low}:{high}")
         if typ != "OK":
             raise ChannelUnavailable(f"IMAP {account.who}: SEARCH refused: {_text(data, account)}")
-        for line in data:
-            if isinstance(line, bytes):
-                found.update(uid for uid in map(int, line.split()) if uid > after)
+        try:
+            found.update(uid for uid in search_uids(data) if uid > after)
+        except UnreadableResponse as exc:
+            raise ChannelUnavailable(f"IMAP {account.who}: {exc}") from None
         if final or len(found) >= wanted:
             break
         low, span = low + span, min(span * 2, _MAX_SEARCH_SPAN)
@@ -428,10 +416,13 @@ def _uid_fetch(
     if typ != "OK":  # e.g. NO [EXPUNGEISSUED]: keep what came, missing UIDs stop the batch
         _, data = conn.response("FETCH")
     wanted, key, values = set(uids), (answer or item).encode(), {}
-    for response in _fetch_responses(data, account):
-        uid, value = response.get(b"UID"), response.get(key)
-        if uid is not None and uid.isdigit() and int(uid) in wanted and value is not None:
-            values[int(uid)] = value
+    try:
+        for response in fetch_responses(data):
+            uid, value = response.get(b"UID"), response.get(key)
+            if uid is not None and uid.isdigit() and int(uid) in wanted and value is not None:
+                values[int(uid)] = value
+    except UnreadableResponse as exc:
+        raise ChannelUnavailable(f"IMAP {account.who}: {exc}") from None
     return values
 
 
@@ -444,80 +435,3 @@ def _uid_set(uids: list[int]) -> str:
         else:
             runs.append([uid, uid])
     return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in runs)
-
-
-# -- FETCH response parsing ---------------------------------------------------------------
-
-_TOKEN = re.compile(
-    rb'\s*(?:(?P<paren>[()])|"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<atom>[^\s()"{]+))', re.DOTALL
-)
-_LITERAL_TAIL = re.compile(rb"\{(\d+)\}\Z")
-Token = tuple[Literal["(", ")", "atom", "string"], bytes]
-
-
-def _fetch_responses(data: Sequence[object], account: ImapAccount) -> Iterator[dict[bytes, bytes]]:
-    """Each FETCH response in ``data`` as item name → value (NIL and lists left out).
-
-    ``imaplib`` gives a response with literals as ``(text before, literal)``
-    tuples followed by the closing text as bytes; one without literals
-    (an unsolicited flag update from another session) is just bytes.
-    """
-    tokens: list[Token] = []
-    for item in data:
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], bytes):
-            head, literal = item
-            tail = _LITERAL_TAIL.search(head)
-            if tail is None or not isinstance(literal, bytes):
-                raise ChannelUnavailable(f"IMAP {account.who}: unreadable FETCH response")
-            tokens += _tokenize(head[: tail.start()], account)
-            tokens.append(("string", literal))
-        elif isinstance(item, bytes):
-            tokens += _tokenize(item, account)
-            yield _items(tokens, account)
-            tokens = []
-
-
-def _tokenize(text: bytes, account: ImapAccount) -> list[Token]:
-    tokens: list[Token] = []
-    position, end = 0, len(text.rstrip())
-    while position < end:
-        match = _TOKEN.match(text, position)
-        if match is None:
-            raise ChannelUnavailable(f"IMAP {account.who}: unreadable FETCH response")
-        if match["paren"]:
-            tokens.append(("(" if match["paren"] == b"(" else ")", match["paren"]))
-        elif match["quoted"] is not None:
-            tokens.append(("string", re.sub(rb"\\(.)", rb"\1", match["quoted"])))
-        else:
-            tokens.append(("atom", match["atom"]))
-        position = match.end()
-    return tokens
-
-
-def _items(tokens: list[Token], account: ImapAccount) -> dict[bytes, bytes]:
-    """``<seq> ( NAME value NAME (list) ... )`` → {NAME: value}."""
-    if len(tokens) < 3 or tokens[0][0] != "atom" or tokens[1][0] != "(":
-        raise ChannelUnavailable(f"IMAP {account.who}: unreadable FETCH response")
-    items: dict[bytes, bytes] = {}
-    position = 2
-    while position < len(tokens) and tokens[position][0] != ")":
-        kind, name = tokens[position]
-        if kind != "atom" or position + 1 >= len(tokens):
-            raise ChannelUnavailable(f"IMAP {account.who}: unreadable FETCH response")
-        value_kind, value = tokens[position + 1]
-        if value_kind == "string" or (value_kind == "atom" and value.upper() != b"NIL"):
-            items[name.upper()] = value
-        position = _skip_value(tokens, position + 1, account)
-    return items
-
-
-def _skip_value(tokens: list[Token], position: int, account: ImapAccount) -> int:
-    """The position after the value (an atom, a string or a nested list) at ``position``."""
-    depth = 0
-    while position < len(tokens):
-        kind = tokens[position][0]
-        depth += {"(": 1, ")": -1}.get(kind, 0)
-        position += 1
-        if depth <= 0:
-            return position
-    raise ChannelUnavailable(f"IMAP {account.who}: unreadable FETCH response")

@@ -21,13 +21,13 @@ from connectors._imap import (
     FetchedMail,
     ImapAccount,
     MailboxNotFound,
-    _fetch_responses,
     _search_new,
+    _uid_fetch,
     append_message,
     create_mailbox,
-    encode_mailbox_name,
     fetch_new,
 )
+from connectors._imap_wire import UnreadableResponse, encode_mailbox_name, fetch_responses
 from connectors.errors import ChannelAuthError, ChannelUnavailable
 from tests.brokers import free_port
 from tests.imap_server import (
@@ -411,7 +411,6 @@ def test_a_large_or_sparse_backlog_is_searched_in_bounded_windows() -> None:
 
 
 def test_fetch_responses_with_literals_flags_and_unsolicited_updates_are_read() -> None:
-    account = ImapAccount("imap.example.com", 993, "tls", "u", "p")
     data: list[object] = [
         (b"1 (UID 7 BODY[] {5}", b"a)b\r\n"),
         b" FLAGS (\\Seen))",  # flags after the literal, in the same response
@@ -422,7 +421,7 @@ def test_fetch_responses_with_literals_flags_and_unsolicited_updates_are_read() 
         b"5 (UID 11 BODY[] NIL)",
     ]
 
-    responses = list(_fetch_responses(data, account))
+    responses = list(fetch_responses(data))
 
     assert [(r.get(b"UID"), r.get(b"BODY[]")) for r in responses] == [
         (b"7", b"a)b\r\n"),
@@ -431,5 +430,25 @@ def test_fetch_responses_with_literals_flags_and_unsolicited_updates_are_read() 
         (b"10", b'quoted "body"'),
         (b"11", None),
     ]
-    with pytest.raises(ChannelUnavailable, match="unreadable"):
-        list(_fetch_responses([b"garbage {"], account))
+    with pytest.raises(UnreadableResponse):
+        list(fetch_responses([b"garbage {"]))
+
+
+class FakeFetch:
+    """Answers every ``UID FETCH`` with the raw ``data`` given."""
+
+    def __init__(self, data: list[object]) -> None:
+        self.data = data
+
+    def uid(self, command: str, uids: str, items: str) -> tuple[str, list[object]]:
+        assert command == "FETCH", command
+        return "OK", self.data
+
+
+def test_an_unreadable_fetch_response_is_a_transient_channel_error() -> None:
+    account = ImapAccount("imap.example.com", 993, "tls", "u", "p")
+    conn = FakeFetch([b"garbage {"])
+
+    expected = "IMAP u*** at imap.example.com:993: unreadable FETCH response"
+    with pytest.raises(ChannelUnavailable, match=f"^{re.escape(expected)}$"):
+        _uid_fetch(conn, account, [1], "RFC822.SIZE")  # type: ignore[arg-type]
