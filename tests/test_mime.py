@@ -1,4 +1,5 @@
-"""The pure MIME reader under the email channel (normalizer/_mime.py).
+"""The pure MIME reader under the email channel (normalizer/_mime.py and the
+_charsets, _mail_parts, _html_text and _quotes modules it reads with).
 
 Golden raw mails live in tests/fixtures/email_mime/ (described one per line in
 tests/fixtures/EMAIL_FIXTURES.md); small messages are built inline where one
@@ -19,16 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.errors import PAYLOAD_REASONS, MalformedPayload
-from normalizer._mime import (
-    MAX_PARTS,
-    Mail,
-    MailAttachment,
-    decode_header_text,
-    decode_text,
-    html_to_text,
-    new_words,
-    read_mail,
-)
+from normalizer._charsets import decode_header_text, decode_text
+from normalizer._html_text import html_to_text
+from normalizer._mail_parts import MAX_PARTS, MailAttachment
+from normalizer._mime import Mail, read_mail
+from normalizer._quotes import new_words
 
 FIXTURES = Path(__file__).parent / "fixtures" / "email_mime"
 CST = timezone(timedelta(hours=8))
