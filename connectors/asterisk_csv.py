@@ -66,7 +66,10 @@ class AsteriskCsvSettings(PollingSettings):
         "from then on (for a Master.csv that holds years of history).",
     )
     max_bytes: int = Field(
-        4 * 1024 * 1024, ge=4096, description="At most this much of the file is read per poll."
+        256 * 1024,
+        ge=4096,
+        description="At most this much of the file is read per poll (a backlog is read in "
+        "such steps, with the webhooks served in between).",
     )
 
 
@@ -152,12 +155,14 @@ class AsteriskCsvConnector(PollingConnector):
                 end = FileCursor(status.st_dev, status.st_ino, status.st_size)
                 return PollResult(cursor=end.to_text())
         try:
-            read = await asyncio.to_thread(
-                read_appended, path, start, max_bytes=self.settings.max_bytes
-            )
+            # reading and parsing run in a worker thread: a backlog of thousands of
+            # lines must not hold the event loop, which serves the webhooks
+            return await asyncio.to_thread(self._read, path, start, self.clock.now())
         except OSError as exc:  # not mounted yet, no permission: report it, try again later
             raise ChannelUnavailable(f"cannot read {path}: {exc.strerror or exc}") from None
-        now = self.clock.now()
+
+    def _read(self, path: Path, start: FileCursor | None, now: datetime) -> PollResult:
+        read = read_appended(path, start, max_bytes=self.settings.max_bytes)
         events: list[RawEvent] = []
         rejected: list[Rejected] = []
         for line, _after in read.lines:

@@ -8,6 +8,7 @@ checked again (and absorbed by the outbox's unique record_id), never lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -23,6 +24,9 @@ from service.logs import mask_id
 from service.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
+
+#: A poll's events are normalized this many at a time, the event loop free in between.
+_POLLED_SLICE = 100
 
 
 class Intake:
@@ -75,7 +79,9 @@ class Intake:
             NewQuarantine(connector, r.error.reason, str(r.error), _key(r.source_key), r.body, at)
             for r in result.rejected
         ]
-        for event in result.events:
+        for number, event in enumerate(result.events, 1):
+            if number % _POLLED_SLICE == 0:
+                await asyncio.sleep(0)  # a big poll must not hold the loop the webhooks run on
             try:
                 mapped.append((event, self.normalize(event)))
             except MalformedPayload as exc:
