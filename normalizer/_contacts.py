@@ -38,16 +38,7 @@ def phone_to_e164(raw: str | None) -> str | None:
     """
     if not raw:
         return None
-    text = raw.translate(_FULL_WIDTH).strip()
-    if not _PHONE_TEXT.fullmatch(text):
-        return None
-    try:
-        number = phonenumbers.parse(text, "CN")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return _valid_e164(raw.translate(_FULL_WIDTH).strip())
 
 
 # Call-centre logs: caller ids as PBXs and contact-centre platforms write them.
