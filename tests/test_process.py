@@ -16,9 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from connectors._imap import append_message
 from schemas import record_id_for
 from service.senders import StoreSender, asterisk_cdr_line
 from tests.conftest import STORE_SECRET
+from tests.imap_server import PASSWORD, USERNAME, DovecotServer, dovecot_server, dovecot_tls_files
 from tests.process import (
     OPENID,
     GatewayProcess,
@@ -30,8 +32,14 @@ from tests.process import (
     wechat_push,
     wechat_record_id,
 )
+from tests.test_polling_contract import complaint_mail
 
-__all__ = ["gateway_process", "make_gateway_process"]  # fixtures used below
+__all__ = [  # fixtures used below
+    "dovecot_server",
+    "dovecot_tls_files",
+    "gateway_process",
+    "make_gateway_process",
+]
 
 pytestmark = pytest.mark.process
 
@@ -298,7 +306,9 @@ def test_refusals_through_the_real_server(
     wait_until(lambda: len(gateway.published()) >= 2, 10, "the good complaints are published")
     assert published_ids(gateway) == Counter({store_id: 1, wechat_record_id(850_000_001): 1})
     assert (
-        metric(metrics, "gateway_webhooks_refused_total", connector="store", reason="body_too_large")
+        metric(
+            metrics, "gateway_webhooks_refused_total", connector="store", reason="body_too_large"
+        )
         == 2
     )
     assert (
@@ -359,9 +369,7 @@ def test_a_poller_killed_mid_file_loses_nothing_and_repeats_nothing(
     ids += write_cdrs(master, 3000, 500)  # calls logged while the gateway was down
     process.start()
     expected = {record_id_for("asterisk_csv", uniqueid) for uniqueid in ids}
-    wait_until(
-        lambda: set(published_ids(process)) == expected, 60, "every call is in the stream"
-    )
+    wait_until(lambda: set(published_ids(process)) == expected, 60, "every call is in the stream")
     rows = process.outbox_rows()
     assert len(rows) == len(ids) and set(rows) == expected  # one row per call, none twice
     assert_same_copies(process)
@@ -369,3 +377,38 @@ def test_a_poller_killed_mid_file_loses_nothing_and_repeats_nothing(
     assert channels["asterisk_csv"]["kind"] == "poller"
     assert channels["asterisk_csv"]["cursor"].endswith(f":{master.stat().st_size}")
     assert process.stop() == 0, "SIGTERM stops the poller and the server cleanly"
+
+
+@pytest.mark.imap
+def test_the_imap_poller_killed_mid_mailbox_loses_nothing_and_repeats_nothing(
+    make_gateway_process: Callable[..., GatewayProcess], dovecot_server: DovecotServer
+) -> None:
+    account = dovecot_server.account("plain")
+    total = 600
+    for n in range(total):
+        append_message(account, "INBOX", complaint_mail(f"第{n}封投诉邮件", 10_000 + n))
+    process = make_gateway_process(
+        GATEWAY_CONNECTORS__IMAP__HOST="127.0.0.1",
+        GATEWAY_CONNECTORS__IMAP__PORT=str(dovecot_server.port),
+        GATEWAY_CONNECTORS__IMAP__SECURITY="plain",
+        GATEWAY_CONNECTORS__IMAP__USERNAME=USERNAME,
+        GATEWAY_CONNECTORS__IMAP__PASSWORD=PASSWORD,
+        GATEWAY_CONNECTORS__IMAP__BATCH="25",
+        GATEWAY_CONNECTORS__IMAP__INTERVAL_SECONDS="0.2",
+    )
+    wait_until(lambda: len(process.outbox_rows()) >= 50, 30, "the poller is part-way through")
+    process.kill()
+    assert 0 < len(process.outbox_rows()) < total, "the kill should land mid-mailbox"
+
+    for n in range(total, total + 50):  # delivered while the gateway was down
+        append_message(account, "INBOX", complaint_mail(f"第{n}封投诉邮件", 10_000 + n))
+    process.start()
+    wait_until(
+        lambda: len(set(published_ids(process))) == total + 50, 60, "every mail is in the stream"
+    )
+    rows = process.outbox_rows()
+    assert len(rows) == total + 50  # one record per mail, none twice
+    descriptions = sorted(r["description"] for r in process.published())
+    assert len(set(descriptions)) == total + 50
+    assert_same_copies(process)
+    assert process.stop() == 0
