@@ -13,5 +13,5 @@ reading), :mod:`bench._gateway` (a gateway process and its ``/metrics``),
 (the raw-asyncio load generator), :mod:`bench._producer` (the bare aiokafka
 producer), :mod:`bench._child` (running those two as child processes),
 :mod:`bench._cpu` (CPU accounting from ``/proc``), :mod:`bench._report`
-(tables and the machine description) and :mod:`bench._dovecot` (a private IMAP server).
+(tables and the machine description) and :mod:`service.dovecot` (a private IMAP server).
 """

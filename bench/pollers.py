@@ -7,7 +7,7 @@
     gateway with ``[connectors.asterisk_csv]`` on that path starts.
 (b) **IMAP mailbox**: ``--mails`` (5,000) complaint mails (a unique
     ``Message-ID`` each) are APPENDed to the INBOX of a private Dovecot
-    (:mod:`bench._dovecot`) before a gateway with ``[connectors.imap]``
+    (:mod:`service.dovecot`) before a gateway with ``[connectors.imap]``
     (plaintext on loopback) starts; skipped, saying why, when Dovecot is not
     installed or the ``imap`` connector is not registered.
 
@@ -36,9 +36,9 @@ from typing import Any
 from bench import _traffic
 from bench._broker import Broker
 from bench._cpu import process_cpu_seconds
-from bench._dovecot import DOVECOT, PASSWORD, USERNAME, Dovecot
 from bench._gateway import GatewayProcess, registered_connectors
 from bench._report import Row, fmt, pct, print_problems, print_table, step
+from service.dovecot import DOVECOT, PASSWORD, USERNAME, Dovecot
 
 ASTERISK_TOPIC = "bench.asterisk"
 IMAP_TOPIC = "bench.imap"

@@ -13,6 +13,7 @@ what happened.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import string
@@ -27,6 +28,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from connectors._imap import ImapAccount, append_message
+from service.dovecot import DOVECOT, Dovecot
+from service.dovecot import USERNAME as IMAP_USERNAME
 from service.logs import mask_id
 from service.metrics import GatewayMetrics
 from service.registry import Registry
@@ -184,6 +188,37 @@ def _mail_steps(relay: MailRelaySender, now: int) -> list[Step]:
         post("Customer's follow-up, original quoted", follow_up),
         post("An out-of-office auto-reply", out_of_office),
     ]
+
+
+def _fill_mailbox(server: Dovecot) -> None:
+    """Two mails in the complaint desk's INBOX, as the mail server delivered them."""
+    account = ImapAccount(
+        host="127.0.0.1",
+        port=server.port,
+        security="plain",
+        username=IMAP_USERNAME,
+        password=server.password,
+    )
+    append_message(
+        account,
+        "INBOX",
+        _mail(
+            "空气炸锅不让退",
+            "11月20日在浦东店买的空气炸锅用了两次就坏了，店员说超过7天不能退，"
+            "但官网写的是15天无理由退货。请给个说法。",
+            "<demo-imap-0001@example.cn>",
+        ),
+    )
+    append_message(
+        account,
+        "INBOX",
+        _mail(
+            "Undelivered Mail Returned to Sender",
+            "This is the mail system at host mx.example.cn.",
+            "<demo-imap-0002@example.cn>",
+            headers={"Auto-Submitted": "auto-replied"},
+        ),
+    )
 
 
 def _master_csv(path: Path) -> None:
@@ -429,11 +464,7 @@ def _random_aes_key() -> str:
 
 
 async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
-    import uvicorn
-
-    from gateway import running_gateway
     from service.logs import configure_logging
-    from service.settings import load_settings
 
     console = Console(width=None if Console().is_terminal else 150)
     configure_logging("ERROR")
@@ -441,10 +472,43 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="complaint-gateway-demo-") if data_dir is None else None
     )
     directory = data_dir or Path(tmp.name)  # type: ignore[union-attr]
-    token, aes_key, store_secret = secrets.token_hex(8), _random_aes_key(), secrets.token_hex(16)
-    cdr_password, relay_secret = secrets.token_hex(12), secrets.token_hex(16)
     master_csv = directory / "cdr-csv" / "Master.csv"
     _master_csv(master_csv)
+    connectors: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        if await asyncio.to_thread(Path(DOVECOT).exists):
+            # the imap poller, on a private Dovecot of the demo's own
+            server = Dovecot(password=secrets.token_hex(12))
+            mailbox = await asyncio.to_thread(stack.enter_context, server)
+            await asyncio.to_thread(_fill_mailbox, mailbox)
+            connectors["imap"] = {
+                "host": "127.0.0.1",
+                "port": mailbox.port,
+                "security": "plain",
+                "username": IMAP_USERNAME,
+                "password": mailbox.password,
+                "interval_seconds": 0.2,
+            }
+        else:
+            console.print("[dim]IMAP: not shown (Debian's dovecot-imapd is not installed).[/]\n")
+        return await _run(registry, console, directory, tmp, connectors, master_csv)
+
+
+async def _run(
+    registry: Registry,
+    console: Console,
+    directory: Path,
+    tmp: tempfile.TemporaryDirectory[str] | None,
+    extra_connectors: dict[str, Any],
+    master_csv: Path,
+) -> int:
+    import uvicorn
+
+    from gateway import running_gateway
+    from service.settings import load_settings
+
+    token, aes_key, store_secret = secrets.token_hex(8), _random_aes_key(), secrets.token_hex(16)
+    cdr_password, relay_secret = secrets.token_hex(12), secrets.token_hex(16)
     settings = load_settings(
         registry,
         data_dir=directory,
@@ -460,6 +524,7 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
                 "complaint_numbers": [HOTLINE],
                 "interval_seconds": 0.2,
             },
+            **extra_connectors,
         },
     )
     try:
@@ -512,9 +577,9 @@ async def run_demo(registry: Registry, data_dir: Path | None = None) -> int:
                         _answer(response),
                     )
                 deadline = time.monotonic() + 10  # the poller and the publisher run meanwhile
-                poller = gateway.board.states["asterisk_csv"]
+                pollers = [s for s in gateway.board.states.values() if s.kind == "poller"]
                 while (  # noqa: ASYNC110
-                    gateway.outbox.pending or poller.last_success is None
+                    gateway.outbox.pending or any(p.last_success is None for p in pollers)
                 ) and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
                 channels = (await client.get("/channels")).json()

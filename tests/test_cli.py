@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gateway
 from outbox.sqlite import SQLiteOutbox
+from service.dovecot import DOVECOT
 
 GATEWAY = [sys.executable, gateway.__file__]
 
@@ -37,12 +38,22 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
         json.loads(line) for line in (tmp_path / "complaints.jsonl").read_text("utf-8").splitlines()
     ]
     # wechat 4, store 2, phone 5 (Master.csv 2 of 3 lines, FreeSWITCH 1, TCCC call and
-    # recording), email 2 (the auto-reply is not a complaint)
-    assert len(records) == 13
+    # recording), email 2 by the relay (the auto-reply is not a complaint), and with
+    # Dovecot installed 1 by IMAP (its bounce is not a complaint either)
+    with_imap = Path(DOVECOT).exists()
+    expected = 14 if with_imap else 13
+    assert len(records) == expected
     assert {r["channel"] for r in records} == {"wechat", "store", "phone", "email"}
-    assert len({r["record_id"] for r in records}) == 13  # retries and resends were dropped
+    assert len({r["record_id"] for r in records}) == expected  # retries and resends dropped
     by_connector = {r["source"]["connector"] for r in records}
-    assert by_connector == {"wechat", "store", "asterisk_csv", "freeswitch", "tccc", "email_mime"}
+    assert by_connector == {
+        "wechat",
+        "store",
+        "asterisk_csv",
+        "freeswitch",
+        "tccc",
+        "email_mime",
+    } | ({"imap"} if with_imap else set())
     for reason in (
         "bad_signature",
         "missing_signature",

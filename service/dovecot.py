@@ -1,8 +1,9 @@
-"""A private Dovecot IMAP server for the mailbox benchmark, on a free loopback port.
+"""A private, throwaway Dovecot IMAP server on a free loopback port.
 
-The configuration approach of ``tests/imap_server.py``, reduced to what a
-benchmark needs: plaintext IMAP on 127.0.0.1 only (no TLS, so the figure is
-the gateway's and not the handshake's), one passwd-file user, maildirs, and
+For ``complaint-gateway demo`` (which shows the ``imap`` poller when Debian's
+``dovecot-imapd`` is installed) and the mailbox benchmark. The tests use the
+fuller ``tests/imap_server.py`` (TLS and STARTTLS too). This one is plaintext
+IMAP on 127.0.0.1 only, one passwd-file user, maildirs, and
 everything of its own (config, ``base_dir``, ``state_dir``, log) in a
 short-named directory under ``/tmp`` (unix socket paths must stay under 108
 bytes). Nothing is read from ``/etc/dovecot``; a system Dovecot is never
@@ -28,7 +29,7 @@ from types import TracebackType
 DOVECOT = "/usr/sbin/dovecot"
 HOST = "127.0.0.1"
 USERNAME = "complaints@example.com"
-PASSWORD = "bench-imap-pass"
+PASSWORD = "throwaway-imap-pass"
 
 
 def _free_port() -> int:
@@ -90,8 +91,11 @@ service imap-login {{
 class Dovecot:
     """``with Dovecot() as server:`` a running server on ``server.port``; removed on exit."""
 
-    def __init__(self, binary: str = DOVECOT, start_timeout: float = 15) -> None:
+    def __init__(
+        self, binary: str = DOVECOT, start_timeout: float = 15, password: str = PASSWORD
+    ) -> None:
         self.binary = binary
+        self.password = password
         self.start_timeout = start_timeout
         self.port = _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="dovecot-bench-", dir="/tmp"))
@@ -110,7 +114,7 @@ class Dovecot:
         config = self.root / "dovecot.conf"
         config.write_text(_config(self.root, self.port))
         passwd = self.root / "passwd"
-        passwd.write_text(f"{USERNAME}:{{PLAIN}}{PASSWORD}\n", "utf-8")
+        passwd.write_text(f"{USERNAME}:{{PLAIN}}{self.password}\n", "utf-8")
         passwd.chmod(0o644)
         mail = self.root / "mail"
         mail.mkdir()
