@@ -1,22 +1,40 @@
-"""``python -m schemas`` writes the record's JSON Schema beside this file."""
+"""``python -m schemas`` writes the JSON Schemas beside this file.
+
+``complaint_record.schema.json`` is the stream's record; ``status_update.schema.json``
+is what ticket systems send back (``complaint-status.v1``, ``POST /status``).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from schemas.record import ComplaintRecord
+from schemas.status import StatusUpdate
 
-SCHEMA_PATH = Path(__file__).with_name("complaint_record.schema.json")
+SCHEMAS: dict[Path, tuple[type[BaseModel], str]] = {
+    Path(__file__).with_name("complaint_record.schema.json"): (
+        ComplaintRecord,
+        "https://complaint-gateway.dev/schemas/complaint_record.v1.json",
+    ),
+    Path(__file__).with_name("status_update.schema.json"): (
+        StatusUpdate,
+        "https://complaint-gateway.dev/schemas/status_update.v1.json",
+    ),
+}
+SCHEMA_PATH = next(iter(SCHEMAS))
 
 
-def render() -> str:
-    schema = ComplaintRecord.model_json_schema(mode="serialization")
-    schema["$id"] = "https://complaint-gateway.dev/schemas/complaint_record.v1.json"
+def render(model: type[BaseModel] = ComplaintRecord, schema_id: str | None = None) -> str:
+    schema = model.model_json_schema(mode="serialization")
+    schema["$id"] = schema_id or SCHEMAS[SCHEMA_PATH][1]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
 if __name__ == "__main__":
-    SCHEMA_PATH.write_text(render(), encoding="utf-8")
-    print(f"wrote {SCHEMA_PATH}")
+    for path, (model, schema_id) in SCHEMAS.items():
+        path.write_text(render(model, schema_id), encoding="utf-8")
+        print(f"wrote {path}")
