@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from connectors._tail import FileCursor, read_appended
 from connectors.base import ConnectorSettings
@@ -37,10 +38,15 @@ from normalizer.phone import call_payload, complaint_numbers, is_complaint_line
 from schemas import RawEvent
 from service.clock import Clock
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 class AsteriskCsvSettings(PollingSettings):
+    """Checked at start-up: a misspelt time zone or a text column that is not in the
+    columns would otherwise fail every poll, or lose every summary, silently."""
+
     path: Path = Field(
         Path("/var/log/asterisk/cdr-csv/Master.csv"), description="The cdr_csv file to tail."
     )
@@ -71,6 +77,23 @@ class AsteriskCsvSettings(PollingSettings):
         description="At most this much of the file is read per poll (a backlog is read in "
         "such steps, with the webhooks served in between).",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a time zone name such as Asia/Shanghai") from None
+        return value
+
+    @model_validator(mode="after")
+    def _columns_fit(self) -> AsteriskCsvSettings:
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError("columns must be distinct")
+        if self.text_column not in self.columns:
+            raise ValueError("text_column must be one of columns")
+        return self
 
 
 def _local(value: str, zone: ZoneInfo) -> datetime | None:
@@ -172,6 +195,12 @@ class AsteriskCsvConnector(PollingConnector):
                 events.append(line_event(line, now, self.settings, self._numbers))
             except PayloadError as exc:
                 rejected.append(Rejected(line, exc))
+            except Exception as exc:  # a parser bug must not stop the file at this line
+                log.exception("asterisk_csv could not read a line")
+                error = MalformedPayload(
+                    f"cannot read this line ({type(exc).__name__})", "connector_error"
+                )
+                rejected.append(Rejected(line, error))
         next_cursor = read.cursor.to_text() if read.cursor else None
         # a read that (nearly) filled its budget stopped early: there is more to read now
         consumed = sum(len(line) + 1 for line, _ in read.lines)

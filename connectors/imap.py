@@ -26,7 +26,7 @@ from pydantic import Field, SecretStr
 
 from connectors._imap import ImapAccount, MailboxBatch, fetch_new
 from connectors.base import ConnectorSettings
-from connectors.errors import PayloadError
+from connectors.errors import MalformedPayload, PayloadError
 from connectors.polling import PollingConnector, PollingSettings, PollResult, Rejected
 from normalizer.email import mail_event
 from schemas import RawEvent
@@ -83,16 +83,20 @@ class ImapConnector(PollingConnector):
         )
 
     async def poll(self, cursor: str | None) -> PollResult:
+        # fetching and reading (MIME, charsets, HTML) run in a worker thread: a batch
+        # of large mails must not hold the event loop, which serves the webhooks
+        return await asyncio.to_thread(self._poll, cursor, self.clock.now())
+
+    def _poll(self, cursor: str | None, now: datetime) -> PollResult:
         positions = _load(cursor)
         account = self._account()
-        now = self.clock.now()
         events: list[RawEvent] = []
         rejected: list[Rejected] = []
         more = False
         for mailbox in self.settings.mailboxes:
             uidvalidity, last_uid = positions.get(mailbox, (None, 0))
-            batch: MailboxBatch = await asyncio.to_thread(
-                fetch_new, account, mailbox, uidvalidity, last_uid, limit=self.settings.batch
+            batch: MailboxBatch = fetch_new(
+                account, mailbox, uidvalidity, last_uid, limit=self.settings.batch
             )
             if batch.uidvalidity_changed:
                 log.warning(
@@ -109,6 +113,12 @@ class ImapConnector(PollingConnector):
                     events.append(mail_event(mail.raw, now, self.name, key))
                 except PayloadError as exc:
                     rejected.append(Rejected(mail.raw, exc, source_key=key))
+                except Exception as exc:  # a reader bug must not stop the mailbox at this mail
+                    log.exception("imap could not read mail %s", key)
+                    error = MalformedPayload(
+                        f"cannot read this mail ({type(exc).__name__})", "connector_error"
+                    )
+                    rejected.append(Rejected(mail.raw, error, source_key=key))
                 top = max(top, mail.uid)
             positions[mailbox] = (batch.uidvalidity, top)
             more = more or batch.more

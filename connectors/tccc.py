@@ -29,7 +29,7 @@ from connectors.base import (
     WebhookAnswer,
     WebhookRequest,
 )
-from connectors.errors import MalformedPayload, UnsupportedMessage
+from connectors.errors import InvalidSignature, UnsupportedMessage
 from normalizer._cdr import parse_tccc_push
 from normalizer.phone import call_payload, complaint_numbers, is_complaint_line
 from schemas import RawEvent
@@ -63,7 +63,8 @@ def push_event(
     """A TCCC push as a call event (pure); one for another ``sdk_app_id`` is refused."""
     push = parse_tccc_push(body)
     if sdk_app_id is not None and push["SdkAppId"] != sdk_app_id:
-        raise MalformedPayload("the push is for another SdkAppId", "invalid_field")
+        # another tenant's call data: refused like a WeChat message for another AppID, not kept
+        raise InvalidSignature("the push is for another SdkAppId", "app_id_mismatch")
     session = str(push["SessionId"])
     if action == "record":
         record_id = str(push.get("RecordId") or push.get("Timestamp") or "")
@@ -85,7 +86,7 @@ def push_event(
         started = _time(push.get("StartTimestamp")) or _time(push.get("RingTimestamp"))
         accepted, ended = push.get("AcceptTimestamp"), push.get("EndedTimestamp")
         talk = ended - accepted if isinstance(accepted, int) and isinstance(ended, int) else None
-        inbound = push.get("Direction", 0) == 0
+        inbound = push.get("Direction") in (None, 0)  # absent or null: TCCC's default, inbound
         payload = call_payload(
             call_id=session,
             caller=push.get("Caller") if inbound else push.get("Callee"),

@@ -3,8 +3,9 @@
 Two connectors feed this channel: ``imap`` (a poller) and ``email_mime`` (a
 raw message POSTed by a mail relay). Both hand over the raw RFC 5322 bytes,
 read by :func:`normalizer._mime.read_mail`, and share the source-key scope
-``email``: the key is the ``Message-ID`` (else a hash of sender, date,
-subject and text), so a mail that arrives both ways is one record.
+``email``: the key is the sender's address and the ``Message-ID`` (else a
+hash of sender, date, subject and text), so a mail that arrives both ways is
+one record, and another sender's reuse of a Message-ID is not.
 
 * ``customer.id`` is ``email:<lower-cased address>``; a mail without a
   usable From is malformed.
@@ -41,11 +42,14 @@ def mail_event(
     the same however the mail arrived.
     """
     mail = read_mail(raw)
+    # the sender's address with the Message-ID: a Message-ID is the sender's to choose, so
+    # another sender reusing one (broken software, or on purpose) is not taken as a repeat
+    source_key = f"{mail.from_address or ''}|{mail.message_id or mail.fallback_key}"
     return RawEvent(
         channel=CHANNEL,
         connector=connector,
         scope=SCOPE,
-        source_key=mail.message_id or mail.fallback_key,
+        source_key=source_key,
         received_at=received_at,
         payload={"mail": mail},
         body=raw,

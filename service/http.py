@@ -155,7 +155,7 @@ class WebhookServer:
     def _refuse(self, channel: str, status: int, reason: str, message: str) -> WebhookAnswer:
         self.metrics.refused.labels(channel, self.metrics.reason(reason)).inc()
         state = self.board.get(channel)
-        if state is not None:
+        if state is not None and status >= 500:  # a stranger's 4xx must not hide real failures
             state.failed(self.clock.now(), (f"refused {status} {reason}", message))
         return _json_answer(status, error=message, reason=reason)
 

@@ -108,10 +108,22 @@ class PollRunner:
         self._metrics.poll_last_success.labels(self.name).set(now.timestamp())
         return result
 
+    async def _load_cursor(self) -> None:
+        """The committed cursor; an outbox that cannot answer yet is waited for, not fatal."""
+        while True:
+            try:
+                self._cursor = await self._outbox.cursor(self.name)
+            except Exception as exc:
+                self._state.failed(self._clock.now(), exc)
+                log.warning("%s cannot read its cursor yet: %s", self.name, exc)
+                await self._sleep(self._interval())
+                continue
+            self._state.cursor = self._cursor
+            return
+
     async def run(self) -> None:
         """Poll until cancelled (or until the platform refuses our credentials)."""
-        self._cursor = await self._outbox.cursor(self.name)
-        self._state.cursor = self._cursor
+        await self._load_cursor()
         while True:
             try:
                 result = await self.poll_once()

@@ -92,14 +92,21 @@ async def test_tccc_is_answered_errcode_0_and_a_retried_push_is_one_record(
     assert record["customer"]["id"] == "tel:+8613812345678"
 
 
-async def test_tccc_push_for_another_application_is_kept_aside_not_published(
+async def test_tccc_push_for_another_application_is_refused_and_nothing_kept(
     phone: httpx.AsyncClient, phone_gateway: Gateway
 ) -> None:
     response = await post_tccc(phone, tccc_cdr("s-200", SdkAppId=1400000000))
-    assert response.status_code == 400
+    assert (response.status_code, response.json()["reason"]) == (403, "app_id_mismatch")
     assert not await phone_gateway.outbox.select(since=None)
-    (kept,) = await phone_gateway.outbox.quarantined()
-    assert kept.channel == "tccc"
+    assert not await phone_gateway.outbox.quarantined()
+
+
+async def test_tccc_call_with_a_null_direction_is_an_inbound_complaint(
+    phone: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    await post_tccc(phone, tccc_cdr("s-250", Direction=None, Remark="快递丢了"))
+    await sink.wait_for(1)
+    assert sink.records[0]["description"] == "快递丢了"
 
 
 async def test_tccc_recording_after_the_call_points_at_its_complaint(

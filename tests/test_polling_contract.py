@@ -224,3 +224,22 @@ async def test_asterisk_can_start_at_the_end_of_a_file_with_years_of_history(
     contract.add_messages(tmp_path, ["今天的投诉"])
     texts, _ = await contract.texts_after(connector, first.cursor)
     assert texts == ["今天的投诉"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ({"timezone": "Asia/Shanghia"}, "time zone"),
+        ({"text_column": "summary"}, "text_column"),
+        ({"columns": ["src", "src", "userfield"]}, "distinct"),
+    ],
+)
+def test_asterisk_settings_that_would_fail_every_poll_are_refused_at_start(
+    setting: dict[str, Any], problem: str
+) -> None:
+    from pydantic import ValidationError
+
+    from connectors.asterisk_csv import AsteriskCsvSettings
+
+    with pytest.raises(ValidationError, match=problem):
+        AsteriskCsvSettings.model_validate(setting)
