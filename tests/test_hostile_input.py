@@ -308,7 +308,9 @@ async def test_invented_event_names_do_not_become_metric_labels(
         assert response.text == "success"
     text = await metrics(client)
     assert len(text) < 20_000
-    assert metric(text, "gateway_events_ignored_total", connector="wechat", reason="event:other") == 3
+    assert (
+        metric(text, "gateway_events_ignored_total", connector="wechat", reason="event:other") == 3
+    )
 
 
 # -- 8. contract breaches are clear refusals, not connector or normalizer errors ----------------

@@ -141,7 +141,7 @@ def test_check_config_validates_the_phone_and_email_connectors(tmp_path: Path) -
         '[connectors.imap]\nhost = "imap.example.cn"\nsecurity = "ssl"\n'
         'password = "mailbox-secret-1"\ninterval_seconds = 0\n'
         '[connectors.freeswitch]\nusername = "cdr"\n'
-        '[connectors.asterisk_csv]\nmax_bytes = 10\n'
+        "[connectors.asterisk_csv]\nmax_bytes = 10\n"
         '[connectors.email_mime]\nsecret = "relay-secret-2"\nmax_skew_seconds = 0\n'
     )
     result = run_cli("check-config", "--config", str(config), env=clean_env(), cwd=tmp_path)

@@ -170,7 +170,10 @@ async def test_wechat_bad_signature_is_refused_counted_and_nothing_kept(
     assert await nothing_stored(gateway)
     assert (
         metric(
-            await metrics(client), "gateway_webhooks_refused_total", connector="wechat", reason=reason
+            await metrics(client),
+            "gateway_webhooks_refused_total",
+            connector="wechat",
+            reason=reason,
         )
         == 1
     )
