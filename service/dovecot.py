@@ -38,7 +38,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(root: Path, port: int) -> str:
+def dovecot_config(
+    root: Path,
+    port: int,
+    *,
+    tls: tuple[Path, Path] | None = None,
+    tls_port: int = 0,
+    instance: str = "dovecot-gateway",
+) -> str:
+    """The whole configuration, nothing read from ``/etc/dovecot``.
+
+    Plaintext IMAP on ``port``; with ``tls`` (certificate and key files) also
+    STARTTLS there and implicit TLS on ``tls_port``. Any user name is allowed
+    (``auth_username_chars`` empty), so non-ASCII logins can be tested.
+    """
     if os.geteuid() == 0:
         mail_user = "nobody"
         users = "default_internal_user = dovecot\ndefault_login_user = dovenull\n"
@@ -54,8 +67,17 @@ def _config(root: Path, port: int) -> str:
             f"service {name} {{\n  chroot =\n}}\n" for name in ("anvil", "imap-login")
         )
     uid = pwd.getpwnam(mail_user)
+    if tls is None:
+        ssl = "ssl = no"
+        imaps = "  inet_listener imaps {\n    port = 0\n  }"
+    else:
+        ssl = f"ssl = yes\nssl_cert = <{tls[0]}\nssl_key = <{tls[1]}"
+        imaps = (
+            f"  inet_listener imaps {{\n    address = {HOST}\n    port = {tls_port}\n"
+            "    ssl = yes\n  }"
+        )
     return f"""\
-instance_name = dovecot-bench-{port}
+instance_name = {instance}-{port}
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
@@ -66,7 +88,8 @@ last_valid_uid = 0
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
-ssl = no
+auth_username_chars =
+{ssl}
 mail_location = maildir:~/Maildir
 passdb {{
   driver = passwd-file
@@ -81,9 +104,7 @@ service imap-login {{
     address = {HOST}
     port = {port}
   }}
-  inet_listener imaps {{
-    port = 0
-  }}
+{imaps}
 }}
 {chroots}"""
 
@@ -112,7 +133,7 @@ class Dovecot:
     def __enter__(self) -> Dovecot:
         self.root.chmod(0o755)  # Dovecot's unprivileged users read the passwd-file
         config = self.root / "dovecot.conf"
-        config.write_text(_config(self.root, self.port))
+        config.write_text(dovecot_config(self.root, self.port))
         passwd = self.root / "passwd"
         passwd.write_text(f"{USERNAME}:{{PLAIN}}{self.password}\n", "utf-8")
         passwd.chmod(0o644)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import grp
 import ipaddress
 import os
 import pwd
@@ -44,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from connectors._imap import ImapAccount, Security
+from service.dovecot import dovecot_config as service_dovecot_config
 from tests.brokers import free_port
 from tests.conftest import need_binary
 from tests.process import LogsOnFailure
@@ -156,59 +156,10 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
 
 
 def dovecot_config(root: Path, tls: TlsFiles, port: int, tls_port: int) -> str:
-    """The whole configuration: nothing is read from ``/etc/dovecot``."""
-    if os.geteuid() == 0:
-        mail_user = "nobody"
-        users = "default_internal_user = dovecot\ndefault_login_user = dovenull\n"
-        chroots = ""
-    else:
-        me = pwd.getpwuid(os.geteuid())
-        mail_user, group = me.pw_name, grp.getgrgid(me.pw_gid).gr_name
-        users = (
-            f"default_internal_user = {mail_user}\ndefault_internal_group = {group}\n"
-            f"default_login_user = {mail_user}\n"
-        )
-        chroots = "".join(
-            f"service {name} {{\n  chroot =\n}}\n" for name in ("anvil", "imap-login")
-        )
-    mail_uid = pwd.getpwnam(mail_user)
-    return f"""\
-instance_name = dovecot-test-{port}
-base_dir = {root}/run
-state_dir = {root}/state
-log_path = {root}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-{users}first_valid_uid = 1
-last_valid_uid = 0
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-auth_username_chars =
-ssl = yes
-ssl_cert = <{tls.cert_file}
-ssl_key = <{tls.key_file}
-mail_location = maildir:~/Maildir
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {root}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid={mail_uid.pw_uid} gid={mail_uid.pw_gid} home={root}/mail/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {tls_port}
-    ssl = yes
-  }}
-}}
-{chroots}"""
+    """The whole configuration (``service.dovecot``'s, with TLS and STARTTLS on)."""
+    return service_dovecot_config(
+        root, port, tls=(tls.cert_file, tls.key_file), tls_port=tls_port, instance="dovecot-test"
+    )
 
 
 class _Dovecot:
