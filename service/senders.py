@@ -232,3 +232,21 @@ def freeswitch_cdr(
         "callflow": [{"profile_index": "1", "caller_profile": {"destination_number": destination}}],
     }
     return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+
+def tccc_cdr(session: str, timestamp: int, **fields: Any) -> bytes:
+    """A TCCC ``action=cdr`` push: an answered inbound call to the hotline, ended at
+    ``timestamp``; ``fields`` override or add TCCC's own field names."""
+    push: dict[str, Any] = {
+        "SdkAppId": 1400264214,
+        "SessionId": session,
+        "Caller": "13812345678",
+        "Callee": "4008123123",
+        "Direction": 0,
+        "StartTimestamp": timestamp - 100,
+        "AcceptTimestamp": timestamp - 90,
+        "EndedTimestamp": timestamp,
+        "EndStatus": 1,
+        "Duration": 100,
+    }
+    return json.dumps(push | fields, ensure_ascii=False).encode("utf-8")

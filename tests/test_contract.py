@@ -44,6 +44,7 @@ from service.senders import (
     WeChatSender,
     basic_auth,
     freeswitch_cdr,
+    tccc_cdr,
     wechat_text,
 )
 from service.settings import GatewaySettingsBase
@@ -650,22 +651,7 @@ class TestTcccContract(_BasicAuthContract):
     malformed_body = b'{"SessionId": 5'
 
     def sample_body(self, message_id: str) -> bytes:
-        return json.dumps(
-            {
-                "SdkAppId": 1400264214,
-                "SessionId": message_id,
-                "Caller": "13812345678",
-                "Callee": "4008123123",
-                "Direction": 0,
-                "StartTimestamp": STAMP - 100,
-                "AcceptTimestamp": STAMP - 90,
-                "EndedTimestamp": STAMP,
-                "EndStatus": 1,
-                "Duration": 100,
-                "Remark": "快递丢件",
-            },
-            ensure_ascii=False,
-        ).encode()
+        return tccc_cdr(message_id, STAMP, Remark="快递丢件")
 
     def fuzz_messages(self) -> st.SearchStrategy[tuple[bytes, list[str]]]:
         def build(session: str, remark: Any, caller: Any) -> tuple[bytes, list[str]]:

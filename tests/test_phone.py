@@ -14,7 +14,7 @@ import pytest
 from gateway import Gateway, running_gateway
 from schemas import record_id_for
 from service.registry import Registry
-from service.senders import basic_auth, freeswitch_cdr
+from service.senders import basic_auth, freeswitch_cdr, tccc_cdr
 from service.settings import load_settings
 from tests.fakes import FrozenClock, MemorySink
 
@@ -54,20 +54,8 @@ async def phone(phone_gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def tccc_cdr(session: str, **fields: Any) -> bytes:
-    push = {
-        "SdkAppId": 1400264214,
-        "SessionId": session,
-        "Caller": "13812345678",
-        "Callee": "4008123123",
-        "Direction": 0,
-        "StartTimestamp": STAMP - 100,
-        "AcceptTimestamp": STAMP - 90,
-        "EndedTimestamp": STAMP,
-        "EndStatus": 1,
-        "Duration": 100,
-    }
-    return json.dumps(push | fields, ensure_ascii=False).encode()
+def tccc_push(session: str, **fields: Any) -> bytes:
+    return tccc_cdr(session, STAMP, **fields)
 
 
 async def post_tccc(
@@ -82,7 +70,7 @@ async def post_tccc(
 async def test_tccc_is_answered_errcode_0_and_a_retried_push_is_one_record(
     phone: httpx.AsyncClient, sink: MemorySink
 ) -> None:
-    body = tccc_cdr("s-100")
+    body = tccc_push("s-100")
     answers = [await post_tccc(phone, body, push_uuid="same-push") for _ in range(3)]
     assert [a.json() for a in answers] == [{"ErrCode": 0, "ErrMsg": ""}] * 3
     await sink.wait_for(1)
@@ -95,7 +83,7 @@ async def test_tccc_is_answered_errcode_0_and_a_retried_push_is_one_record(
 async def test_tccc_push_for_another_application_is_refused_and_nothing_kept(
     phone: httpx.AsyncClient, phone_gateway: Gateway
 ) -> None:
-    response = await post_tccc(phone, tccc_cdr("s-200", SdkAppId=1400000000))
+    response = await post_tccc(phone, tccc_push("s-200", SdkAppId=1400000000))
     assert (response.status_code, response.json()["reason"]) == (403, "app_id_mismatch")
     assert not await phone_gateway.outbox.select(since=None)
     assert not await phone_gateway.outbox.quarantined()
@@ -104,7 +92,7 @@ async def test_tccc_push_for_another_application_is_refused_and_nothing_kept(
 async def test_tccc_call_with_a_null_direction_is_an_inbound_complaint(
     phone: httpx.AsyncClient, sink: MemorySink
 ) -> None:
-    await post_tccc(phone, tccc_cdr("s-250", Direction=None, Remark="快递丢了"))
+    await post_tccc(phone, tccc_push("s-250", Direction=None, Remark="快递丢了"))
     await sink.wait_for(1)
     assert sink.records[0]["description"] == "快递丢了"
 
@@ -112,7 +100,7 @@ async def test_tccc_call_with_a_null_direction_is_an_inbound_complaint(
 async def test_tccc_recording_after_the_call_points_at_its_complaint(
     phone: httpx.AsyncClient, sink: MemorySink
 ) -> None:
-    await post_tccc(phone, tccc_cdr("s-300", EndStatus=103, AcceptTimestamp=0, Duration=0))
+    await post_tccc(phone, tccc_push("s-300", EndStatus=103, AcceptTimestamp=0, Duration=0))
     recording = json.dumps(
         {
             "SdkAppId": 1400264214,
@@ -157,7 +145,7 @@ async def test_freeswitch_form_encoded_cdr_with_url_encoded_summary(
 async def test_a_call_to_another_line_is_counted_not_published(
     phone: httpx.AsyncClient, phone_gateway: Gateway
 ) -> None:
-    response = await post_tccc(phone, tccc_cdr("s-400", Callee="02161230000"))
+    response = await post_tccc(phone, tccc_push("s-400", Callee="02161230000"))
     assert response.json() == {"ErrCode": 0, "ErrMsg": ""}
     assert not await phone_gateway.outbox.select(since=None)
     metrics = phone_gateway.metrics.render().decode()
