@@ -5,7 +5,8 @@ This is the only place that reads settings and builds long-lived resources
 else receives what it needs. ``python gateway.py ...`` and the
 ``complaint-gateway`` console script are the same program.
 
-Subcommands: ``serve``, ``demo``, ``check-config``, ``replay``, ``quarantine``.
+Subcommands: ``serve``, ``demo``, ``check-config``, ``replay``, ``quarantine``,
+``notifications``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,18 @@ from connectors.base import Connector, WebhookConnector
 from connectors.errors import ConfigError
 from connectors.polling import PollingConnector
 from dedupe.store import MemoryDedupeStore
+from outbound.base import Notifier
+from outbound.directory import Directory
+from outbound.dispatch import Dispatcher
+from outbound.notifications import Notifications, OutcomePublisher
+from outbound.planner import Planner
+from outbound.state import NotificationStore
+from outbound.state_sqlite import SQLiteNotificationStore
 from outbox.kafka import KafkaSink
 from outbox.publisher import Publisher
 from outbox.sinks import JsonLinesSink, Sink
 from outbox.sqlite import SQLiteOutbox
+from outbox.status_consumer import StatusConsumer
 from service.board import ConnectorBoard, ConnectorState
 from service.clock import Clock, SystemClock
 from service.http import ASGIApp, WebhookServer
@@ -40,8 +49,21 @@ from service.metrics import GatewayMetrics
 from service.polling import PollRunner
 from service.registry import Registry, RegistryError
 from service.settings import GatewaySettingsBase, load_settings
+from service.status_http import StatusEndpoint
 
 log = logging.getLogger("gateway")
+
+
+@dataclass
+class NotificationRuntime:
+    """The status-notification side of a running gateway."""
+
+    desk: Notifications
+    store: NotificationStore
+    dispatcher: Dispatcher
+    outcomes: OutcomePublisher
+    notifiers: dict[str, Notifier]
+    consumer: StatusConsumer | None
 
 
 @dataclass
@@ -58,6 +80,7 @@ class Gateway:
     connectors: dict[str, Connector]
     board: ConnectorBoard
     runners: dict[str, PollRunner]
+    notifications: NotificationRuntime | None = None
 
 
 def build_sink(settings: GatewaySettingsBase) -> Sink:
@@ -70,6 +93,118 @@ def build_sink(settings: GatewaySettingsBase) -> Sink:
     return JsonLinesSink(settings.jsonl_path)
 
 
+def build_notifiers(
+    settings: GatewaySettingsBase, registry: Registry, http: httpx.AsyncClient, clock: Clock
+) -> dict[str, Notifier]:
+    return {
+        name: registry.notifiers[name](section, http, clock)
+        for name, section in settings.enabled_notifiers().items()
+    }
+
+
+def notification_problems(settings: GatewaySettingsBase, registry: Registry) -> list[str]:
+    """What keeps the configured notifications from working (``check-config`` and start-up)."""
+    notifiers = build_notifiers(settings, registry, httpx.AsyncClient(), SystemClock())
+    problems = Planner(settings.notifications, notifiers).problems()
+    if settings.notifications.store == "postgresql" and settings.notifications.postgres_dsn is None:
+        problems.append("notifications.postgres_dsn: required when store = 'postgresql'")
+    return problems
+
+
+async def open_notification_store(settings: GatewaySettingsBase) -> NotificationStore:
+    section = settings.notifications
+    if section.store == "postgresql" and section.postgres_dsn is not None:
+        from outbound.state_postgres import PostgresNotificationStore
+
+        return await PostgresNotificationStore.open(
+            section.postgres_dsn.get_secret_value(), schema=section.postgres_schema
+        )
+    return await SQLiteNotificationStore.open(
+        settings.notifications_path, synchronous=settings.outbox.synchronous
+    )
+
+
+async def start_notifications(
+    stack: contextlib.AsyncExitStack,
+    settings: GatewaySettingsBase,
+    registry: Registry,
+    *,
+    outbox: SQLiteOutbox,
+    http: httpx.AsyncClient,
+    metrics: GatewayMetrics,
+    clock: Clock,
+    outcome_sink: Sink | None = None,
+) -> NotificationRuntime | None:
+    """Build and start the status-notification side; None when no notifier is configured."""
+    section = settings.notifications
+    notifiers = build_notifiers(settings, registry, http, clock)
+    if not section.enabled or not notifiers:
+        return None
+    planner = Planner(section, notifiers)
+    problems = planner.problems()
+    if problems:
+        raise ConfigError(problems)
+    store = await open_notification_store(settings)
+    stack.push_async_callback(store.aclose)
+    for notifier in notifiers.values():
+        stack.push_async_callback(notifier.aclose)
+    dispatcher = Dispatcher(
+        store,
+        planner,
+        section,
+        clock,
+        sole_owner=section.store == "sqlite",
+        on_result=lambda r: metrics.record_notification(r.channel, r.provider, r.status, r.reason),
+    )
+    directory = Directory(outbox, store, section, clock)
+    desk = Notifications(section, planner, store, directory, clock, dispatcher.wake)
+    if outcome_sink is None:
+        if settings.kafka.bootstrap_servers:
+            outcome_sink = KafkaSink(
+                section.outcomes_topic,
+                settings.kafka.producer_options(),
+                timeout=settings.kafka.request_timeout_ms / 1000,
+            )
+        else:
+            outcome_sink = JsonLinesSink(settings.notifications_jsonl_path)
+    stack.push_async_callback(outcome_sink.aclose)
+    outcomes = OutcomePublisher(store, outcome_sink, clock)
+    consumer = None
+    if settings.kafka.bootstrap_servers:
+        consumer = StatusConsumer(
+            section.status_topic,
+            section.consumer_group,
+            settings.kafka.client_options(),
+            desk.accept_from_stream,
+        )
+    await directory.catch_up()
+    tasks = [
+        asyncio.create_task(directory.run(), name="directory"),
+        asyncio.create_task(dispatcher.run(), name="dispatcher"),
+        asyncio.create_task(desk.run_timers(), name="timers"),
+        asyncio.create_task(outcomes.run(), name="outcomes"),
+    ]
+    if consumer is not None:
+        tasks.append(asyncio.create_task(consumer.run(), name="status-consumer"))
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await outcomes.drain()
+
+    stack.push_async_callback(stop)
+    log.info(
+        "notifications ready: %s, store %s%s",
+        ", ".join(f"{n.name} ({n.channel})" for n in notifiers.values()),
+        section.store,
+        f", status topic {section.status_topic}" if consumer else ", POST /status only",
+    )
+    return NotificationRuntime(desk, store, dispatcher, outcomes, notifiers, consumer)
+
+
 @contextlib.asynccontextmanager
 async def running_gateway(
     settings: GatewaySettingsBase,
@@ -77,6 +212,7 @@ async def running_gateway(
     *,
     clock: Clock | None = None,
     sink: Sink | None = None,
+    outcome_sink: Sink | None = None,
     drain_seconds: float = 0,
 ) -> AsyncIterator[Gateway]:
     """Open the outbox, start the publisher, build the app; close everything on exit.
@@ -119,7 +255,29 @@ async def running_gateway(
         )
         intake = Intake(registry.normalizers, dedupe, outbox, metrics, publisher.notify)
         webhooks = {n: c for n, c in connectors.items() if isinstance(c, WebhookConnector)}
-        server = WebhookServer(webhooks, intake, outbox, sink, metrics, clock, settings.http, board)
+        notifications = await start_notifications(
+            stack,
+            settings,
+            registry,
+            outbox=outbox,
+            http=http,
+            metrics=metrics,
+            clock=clock,
+            outcome_sink=outcome_sink,
+        )
+        status = None
+        if notifications is not None:
+            status = StatusEndpoint(
+                notifications.desk,
+                settings.notifications.api_token,
+                outbox,
+                metrics,
+                clock,
+                settings.http.max_body_bytes,
+            ).handle
+        server = WebhookServer(
+            webhooks, intake, outbox, sink, metrics, clock, settings.http, board, status
+        )
         task = asyncio.create_task(publisher.run(), name="publisher")
 
         async def stop_publisher() -> None:
@@ -167,6 +325,7 @@ async def running_gateway(
             connectors,
             board,
             runners,
+            notifications,
         )
 
 
@@ -262,6 +421,52 @@ async def show_quarantine(settings: GatewaySettingsBase, limit: int, *, raw: boo
         await outbox.aclose()
 
 
+async def manage_notifications(settings: GatewaySettingsBase, args: argparse.Namespace) -> int:
+    """``complaint-gateway notifications``: dead letters, resends, opt-outs, the queue's counts."""
+    from outbound.state import stamp
+    from service.logs import mask_recipient
+
+    store = await open_notification_store(settings)
+    now = SystemClock().now()
+    try:
+        if args.resend:
+            job = await store.resend(args.resend, now)
+            if job is None:
+                print(f"no dead or in-doubt notification has key {args.resend}", file=sys.stderr)
+                return 1
+            print(
+                f"queued again: {job.node} of {job.record_id} on {job.channel}; a running "
+                "gateway sends it within a second"
+            )
+            return 0
+        for handle in args.opt_out:
+            await store.set_opt_out(handle, True, source="operator", at=now)
+            print(f"opted out: {handle.split(':', 1)[0]}:{mask_recipient(*handle.split(':', 1))}")
+        for handle in args.opt_in:
+            await store.set_opt_out(handle, False, source="operator", at=now)
+            print(f"opted in again: {handle.split(':', 1)[0]}")
+        if args.opt_out or args.opt_in:
+            return 0
+        if args.dlq:
+            letters = await store.jobs(states=["dead", "in_doubt"], limit=args.limit)
+            print(f"{len(letters)} dead letter(s)")
+            for job in letters:
+                when = stamp(job.updated_at) if job.updated_at else "-"
+                print(
+                    f"{job.key}  {when}  {job.state:<8} {job.node:<17} {job.channel:<6} "
+                    f"{mask_recipient(job.channel, job.recipient)}  attempts={job.attempts}  "
+                    f"{job.record_id}\n    {mask_text(job.error) or '-'}"
+                )
+            return 0
+        counts = await store.counts()
+        print(
+            "notifications: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
+        )
+        return 0
+    finally:
+        await store.aclose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="complaint-gateway",
@@ -288,6 +493,26 @@ def build_parser() -> argparse.ArgumentParser:
     qp.add_argument("--limit", type=int, default=20)
     qp.add_argument(
         "--raw", action="store_true", help="show bodies unmasked (phone numbers, OpenIDs...)"
+    )
+    nt = sub.add_parser(
+        "notifications", parents=[common], help="status notifications: dead letters, resends"
+    )
+    nt.add_argument("--dlq", action="store_true", help="list dead and in-doubt notifications")
+    nt.add_argument("--resend", metavar="KEY", help="send a dead or in-doubt notification again")
+    nt.add_argument("--limit", type=int, default=50)
+    nt.add_argument(
+        "--opt-out",
+        action="append",
+        default=[],
+        metavar="CHANNEL:HANDLE",
+        help="stop messaging e.g. sms:+8613800138000 (repeatable)",
+    )
+    nt.add_argument(
+        "--opt-in",
+        action="append",
+        default=[],
+        metavar="CHANNEL:HANDLE",
+        help="undo an opt-out (repeatable)",
     )
     return parser
 
@@ -319,6 +544,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     if args.command == "check-config":
+        problems = notification_problems(settings, registry)
+        if problems:
+            _print_problems(ConfigError(problems))
+            return 2
         enabled = ", ".join(settings.enabled_connectors()) or "none"
         sink = (
             f"kafka topic {settings.kafka.topic}"
@@ -346,6 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "quarantine":
         asyncio.run(show_quarantine(settings, args.limit, raw=args.raw))
         return 0
+    if args.command == "notifications":
+        return asyncio.run(manage_notifications(settings, args))
     return 2
 
 

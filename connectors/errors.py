@@ -4,7 +4,11 @@
     ├── ChannelError             a platform API call failed (outbound or polling)
     │   ├── ChannelUnavailable   5xx, timeout, connection refused: retry later
     │   ├── ChannelRateLimited   the platform asked us to slow down (``retry_after`` seconds)
-    │   └── ChannelAuthError     credentials refused: retrying will not help
+    │   ├── ChannelAuthError     credentials refused: retrying will not help
+    │   ├── DeliveryRefused      a notification was refused for good (``reason``)
+    │   │   └── RecipientUnreachable  not on this channel now (bad number, unfollowed,
+    │   │                             outside the reply window): try the next channel
+    │   └── DeliveryInDoubt      the request may have reached the provider: never resent by itself
     ├── PayloadError             an inbound payload was refused (``reason`` labels the metric)
     │   ├── RequestRefused       refused before it was authenticated: 4xx, nothing kept
     │   │   └── InvalidSignature missing/wrong signature, bad or stale timestamp, replay: 401/403
@@ -80,6 +84,30 @@ class ChannelRateLimited(ChannelError):
 
 class ChannelAuthError(ChannelError):
     """The platform refused our credentials; retrying will not help."""
+
+
+class DeliveryRefused(ChannelError):
+    """The provider refused this notification and would refuse it again (template
+    rejected, parameter invalid). ``reason`` is a short stable label; another
+    provider of the same channel may still take it."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        if not REASON_PATTERN.match(reason):
+            raise ValueError(f"a reason must match {REASON_PATTERN.pattern}")
+        super().__init__(message)
+        self.reason = reason
+
+
+class RecipientUnreachable(DeliveryRefused):
+    """This recipient cannot be reached on this channel (invalid number, not a
+    follower, refused or out of the reply window): no other provider of the
+    channel is tried, the next channel of the route is."""
+
+
+class DeliveryInDoubt(ChannelError):
+    """The request was sent but no answer came (read timeout, connection lost
+    mid-answer): the provider may have delivered it. Resending could message the
+    customer twice, so the notification waits for an operator's ``--resend``."""
 
 
 class PayloadError(GatewayError):

@@ -89,10 +89,13 @@ class WebhookServer:
     clock: Clock
     settings: HttpSettings
     board: ConnectorBoard
+    status: Callable[[Request], Awaitable[Response]] | None = None
 
     def app(self) -> ASGIApp:
+        extra = [Route("/status", self.status, methods=["POST"])] if self.status else []
         operations = Starlette(
             routes=[
+                *extra,
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/readyz", self.readyz, methods=["GET"]),
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),

@@ -47,6 +47,25 @@ def mask_id(value: str | None) -> str:
     return scheme + sep + (rest[:4] + "…" + rest[-4:] if len(rest) > 10 else rest[:2] + "…")
 
 
+def mask_email(address: str | None) -> str:
+    """``zhang.wei@example.com`` → ``z***@example.com``."""
+    if not address:
+        return "-"
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address[:1] + "***"
+    return local[:1] + "***@" + domain
+
+
+def mask_recipient(channel: str, recipient: str) -> str:
+    """A notification's recipient as logs and outcomes show it."""
+    if channel == "sms":
+        return mask_phone(recipient)
+    if channel == "email":
+        return mask_email(recipient)
+    return mask_id(recipient)
+
+
 def _mask_customer_id(match: re.Match[str]) -> str:
     value = match.group(0)
     return value if "…" in value else mask_id(value)  # already masked by the caller
@@ -83,3 +102,7 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request's full URL at INFO, and WeChat puts the AppSecret and the
+    # access_token in query strings: its request lines never reach the log.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

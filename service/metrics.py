@@ -124,6 +124,23 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.status_updates = Counter(
+            "gateway_status_updates",
+            "POST /status requests by answer.",
+            ["status"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "gateway_notifications",
+            "Notification attempts by channel, provider and outcome (sent, failed, skipped, "
+            "unknown); retries are not counted until they end.",
+            ["channel", "provider", "status", "reason"],
+            registry=r,
+        )
+
+    def record_notification(self, channel: str, provider: str, status: str, reason: str) -> None:
+        self.notifications.labels(channel, provider, status, self.reason(reason or "none")).inc()
+
     def reason(self, value: str) -> str:
         """``value`` as a label: a known reason, one of a bounded few others, or ``other``."""
         if value in self._known_reasons or value in self._other_reasons:

@@ -5,9 +5,10 @@ Plugins register under ``complaint_gateway.connectors``,
 Connectors and normalizers are registered under the connector's name
 (``asterisk_csv``): each connector has the normalizer of its name, which must
 produce the connector's record channel (``phone``); one normalizer class may
-serve several connectors. Notifiers are registered under the record channel
-they answer on. ``gateway.py`` builds one registry and passes it down;
-nothing registers itself on import.
+serve several connectors. Notifiers are registered under their provider's name
+(``aliyun_sms``) and declare the delivery channel they serve (``sms``).
+``gateway.py`` builds one registry and passes it down; nothing registers
+itself on import.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Registry:
         problems: list[str] = []
         conn = _index("connector", connectors, Connector, "name", problems)
         norm_classes = _index("normalizer", normalizers, Normalizer, None, problems)
-        notif = _index("notifier", notifiers, Notifier, "channel", problems)
+        notif = _index("notifier", notifiers, Notifier, "name", problems)
         for name, klass in conn.items():
             normalizer = norm_classes.get(name)
             if normalizer is None:

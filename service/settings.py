@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from connectors.errors import ConfigError
+from outbound.settings import NotificationSettings
 from service.registry import Registry
 
 
@@ -81,13 +82,19 @@ class KafkaSettings(_Section):
     sasl_password: SecretStr | None = Field(None, description="SASL password.")
 
     def producer_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "client_id": self.client_id,
+        return {
+            **self.client_options(),
             "acks": "all" if self.acks == "all" else 1,
             "enable_idempotence": self.enable_idempotence,
             "linger_ms": self.linger_ms,
             "request_timeout_ms": self.request_timeout_ms,
+        }
+
+    def client_options(self) -> dict[str, Any]:
+        """What every client (producer or consumer) needs: where, who, how securely."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
             "security_protocol": self.security_protocol,
         }
         if self.sasl_mechanism:
@@ -132,7 +139,9 @@ class GatewaySettingsBase(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     dedupe: DedupeSettings = DedupeSettings()
     jsonl: JsonLinesSettings = JsonLinesSettings()
+    notifications: NotificationSettings = NotificationSettings()
     connectors: Any = None
+    notifiers: Any = None
 
     @classmethod
     def settings_customise_sources(
@@ -158,6 +167,23 @@ class GatewaySettingsBase(BaseSettings):
     def outbox_path(self) -> Path:
         return self.data_dir / "outbox.sqlite3"
 
+    @property
+    def notifications_path(self) -> Path:
+        return self.data_dir / "notifications.sqlite3"
+
+    @property
+    def notifications_jsonl_path(self) -> Path:
+        return self.data_dir / "notifications.jsonl"
+
+    def enabled_notifiers(self) -> dict[str, Any]:
+        """The notifier sections present and not ``enabled = false``, in the file's order."""
+        sections = self.notifiers.model_dump(exclude_none=True) if self.notifiers else {}
+        return {
+            name: getattr(self.notifiers, name)
+            for name in sections
+            if getattr(self.notifiers, name).enabled
+        }
+
     def enabled_connectors(self) -> dict[str, Any]:
         sections = self.connectors.model_dump(exclude_none=True) if self.connectors else {}
         return {
@@ -179,6 +205,14 @@ def settings_class(
             for name, klass in sorted(registry.connectors.items())
         },
     )
+    notifiers_model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        "NotifiersSettings",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        **{
+            name: (klass.settings_model | None, None)
+            for name, klass in sorted(registry.notifiers.items())
+        },
+    )
     if secrets_dir is None and os.environ.get("GATEWAY_SECRETS_DIR"):
         secrets_dir = Path(os.environ["GATEWAY_SECRETS_DIR"])
 
@@ -189,6 +223,7 @@ def settings_class(
             **({"secrets_nested_delimiter": "__"} if secrets_dir else {}),
         )
         connectors: connectors_model = connectors_model()
+        notifiers: notifiers_model = notifiers_model()
 
     return GatewaySettings
 
@@ -236,7 +271,7 @@ def describe_settings(registry: Registry) -> list[tuple[str, str, str, str]]:
 
     for name, field in GatewaySettingsBase.model_fields.items():
         annotation = field.annotation
-        if name == "connectors":
+        if name in ("connectors", "notifiers"):
             continue
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             walk(annotation, f"{name}.")
@@ -251,4 +286,6 @@ def describe_settings(registry: Registry) -> list[tuple[str, str, str, str]]:
             )
     for connector, klass in sorted(registry.connectors.items()):
         walk(klass.settings_model, f"connectors.{connector}.")
+    for notifier, notifier_class in sorted(registry.notifiers.items()):
+        walk(notifier_class.settings_model, f"notifiers.{notifier}.")
     return rows

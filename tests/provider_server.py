@@ -1,0 +1,66 @@
+"""The fake SMS and WeChat providers (:mod:`service.fake_providers`) on a loopback port, and
+gateway settings that point the notifiers at them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+
+from outbound.templates import DEFAULT_SMS_TEXTS
+from service.fake_providers import FakeProviders
+from tests.brokers import free_port
+
+ALIYUN_KEY_ID = "LTAI5tFakeKeyId0000"
+ALIYUN_SECRET = "fake-aliyun-secret-7c1e"
+WECHAT_APP_ID = "wx00000000fa4e0001"
+WECHAT_SECRET = "fake-wechat-secret-93ab"
+API_TOKEN = "status-api-token-5d2f"
+SMS_TEMPLATES = {f"SMS_{node.upper()}": text for node, text in DEFAULT_SMS_TEXTS.items()}
+
+
+@contextlib.asynccontextmanager
+async def running_providers() -> AsyncIterator[tuple[FakeProviders, str]]:
+    """The fake providers served by uvicorn; yields them and their base URL."""
+    fake = FakeProviders(ALIYUN_KEY_ID, ALIYUN_SECRET, WECHAT_APP_ID, WECHAT_SECRET, SMS_TEMPLATES)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield fake, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def notifier_settings(base: str, *, wechat: bool = True) -> dict[str, Any]:
+    """``notifiers`` settings for the fake providers: Aliyun SMS, and WeChat if asked."""
+    settings: dict[str, Any] = {
+        "aliyun_sms": {
+            "access_key_id": ALIYUN_KEY_ID,
+            "access_key_secret": ALIYUN_SECRET,
+            "sign_name": "示例品牌",
+            "templates": {node: f"SMS_{node.upper()}" for node in DEFAULT_SMS_TEXTS},
+            "base_url": f"{base}/aliyun",
+        }
+    }
+    if wechat:
+        settings["wechat"] = {
+            "app_id": WECHAT_APP_ID,
+            "app_secret": WECHAT_SECRET,
+            "base_url": f"{base}/wechat",
+        }
+    return settings
+
+
+async def wait_for_messages(fake: FakeProviders, count: int, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while len(fake.messages) < count:
+            await asyncio.sleep(0.02)
