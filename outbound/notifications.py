@@ -141,7 +141,9 @@ class Notifications:
 
     async def _timer_update(self, record_id: str, kind: TimerKind) -> StatusUpdate:
         progress = await self.store.progress(record_id)
-        ticket_no = progress.ticket_no if progress else record_id
+        # Before the ticket system reported anything there is no ticket number: the
+        # customer gets a short reference to the record (SMS variables are short).
+        ticket_no = progress.ticket_no if progress else reference_of(record_id)
         variables = {}
         if kind == "survey" and self.settings.survey_url:
             variables["survey_url"] = self.settings.survey_url.replace("{ticket_no}", ticket_no)
@@ -195,6 +197,11 @@ class OutcomePublisher:
             except Exception as exc:
                 log.warning("outcomes not published yet: %s", exc)
             await asyncio.sleep(interval)
+
+
+def reference_of(record_id: str) -> str:
+    """A short reference to a record for a customer to quote: ``2D913988-1FEB``."""
+    return record_id.rpartition(":")[2][:13].upper()
 
 
 def _record_id_of(value: bytes) -> str:

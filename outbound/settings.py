@@ -31,7 +31,9 @@ class _Section(BaseModel):
 
 class QuietHours(_Section):
     start: time = Field(time(21, 0), description="No SMS from this local time...")
-    end: time = Field(time(8, 0), description="...until this one; held messages go out then.")
+    end: time = Field(
+        time(8, 0), description="...until this one, when held messages go out (= start: none)."
+    )
     timezone: str = Field("Asia/Shanghai", description="The customers' time zone (IANA name).")
     exempt_priorities: tuple[Priority, ...] = Field(
         ("P1",), description="Complaints of these priorities are messaged at any hour."

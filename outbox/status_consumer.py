@@ -52,6 +52,8 @@ class StatusConsumer:
                 group_id=self.group_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                # a status topic created after the gateway started is found within 30 s
+                metadata_max_age_ms=30_000,
                 **self._options,
             )
             try:

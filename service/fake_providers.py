@@ -5,7 +5,9 @@ A real HTTP server (Starlette under uvicorn) that answers like Aliyun
 checks what the real ones check (Aliyun's RPC signature, WeChat's
 ``access_token``), and keeps every message it took so a caller can show
 what the customer received. ``POST /_control`` switches a provider to
-``down`` (HTTP 503) or back to ``ok``; ``GET /_messages`` lists what was taken.
+``down`` (HTTP 503), ``hang`` (Aliyun takes the request and never answers,
+as a provider that delivered but whose answer was lost) or back to ``ok``;
+``GET /_messages`` lists what was taken.
 
 Point the notifiers at it with their ``base_url`` settings:
 ``http://127.0.0.1:PORT/aliyun`` and ``http://127.0.0.1:PORT/wechat``.
@@ -14,6 +16,7 @@ Unit tests fake providers with respx instead; this is for whole processes.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import itertools
 import json
@@ -46,6 +49,8 @@ class FakeProviders:
     sms_templates: Mapping[str, str] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
     modes: dict[str, str] = field(default_factory=lambda: {"aliyun": "ok", "wechat": "ok"})
+    #: every SendSms request that arrived, answered or not: (OutId, mode it met)
+    requests: list[tuple[str, str]] = field(default_factory=list)
     token_fetches: int = 0
     _ids: Any = field(default_factory=lambda: itertools.count(9_006_197_469_364_984_400))
 
@@ -82,9 +87,13 @@ class FakeProviders:
         return message_id
 
     async def aliyun(self, request: Request) -> Response:
-        if self.modes.get("aliyun") == "down":
-            return Response(status_code=503)
         params = dict(parse_qsl((await request.body()).decode("ascii")))
+        mode = self.modes.get("aliyun", "ok")
+        self.requests.append((params.get("OutId", ""), mode))
+        if mode == "down":
+            return Response(status_code=503)
+        if mode == "hang":  # took the request, never answers: the caller cannot know
+            await asyncio.sleep(3600)
         signature = params.pop("Signature", "")
         expected = rpc_v1_signature("POST", params, self.aliyun_secret)
         request_id = f"FAKE-{next(self._ids)}"

@@ -7,8 +7,9 @@ A subclass provides two fixtures:
 * ``provider``: a :class:`FakeProvider` that makes the provider behave as
   each test needs and counts what it accepted.
 
-and the class attribute ``secrets``: every credential value the notifier
-was built with, none of which may ever show in a repr or an error.
+and the class attributes ``notifier_class`` (what is under test),
+``recipient`` and ``secrets``: every credential value the notifier was
+built with, none of which may ever show in a repr or an error.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def sample_message(recipient: str) -> Message:
 
 
 class NotifierContract:
+    #: the class under test (the registry test finds each notifier's contract class by it)
+    notifier_class: ClassVar[type[Notifier]]
     secrets: ClassVar[tuple[str, ...]] = ()
     #: A recipient in the form this channel takes (E.164, OpenID, address).
     recipient: ClassVar[str] = ""
@@ -86,6 +89,7 @@ class NotifierContract:
     async def test_a_message_the_provider_takes_returns_its_message_id(
         self, notifier: Notifier, provider: FakeProvider, message: Message
     ) -> None:
+        assert type(notifier) is self.notifier_class
         provider.arrange("ok")
         receipt = await notifier.send(message)
         assert receipt.provider == notifier.name

@@ -58,6 +58,25 @@ _found = _Found()
 
 
 @asynccontextmanager
+async def postgres_dsn_and_schema(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str]]:
+    """A server's DSN and a fresh schema name, for gateways configured with them; dropped after."""
+    dsn = await _server_dsn(request)
+    schema = f"gateway_test_{secrets.token_hex(6)}"
+    try:
+        yield dsn, schema
+    finally:
+        await _drop(dsn, schema)
+
+
+async def _drop(dsn: str, schema: str) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("SET lock_timeout = '10s'")
+        await conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+
+
+@asynccontextmanager
 async def postgres_store_factory(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
     """Yields ``open()``: each call opens a store (a replica) on one fresh schema."""
     dsn = await _server_dsn(request)
@@ -74,11 +93,7 @@ async def postgres_store_factory(request: pytest.FixtureRequest) -> AsyncIterato
     finally:
         for store in opened:  # first: a connection mid-transaction would block the drop
             await store.aclose()
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-            await conn.execute("SET lock_timeout = '10s'")
-            await conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-            )
+        await _drop(dsn, schema)
 
 
 async def _server_dsn(request: pytest.FixtureRequest) -> str:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import uvicorn
 
 from outbound.templates import DEFAULT_SMS_TEXTS
 from service.fake_providers import FakeProviders
-from tests.brokers import free_port
+from tests.brokers import free_port, wait_for_port
 
 ALIYUN_KEY_ID = "LTAI5tFakeKeyId0000"
 ALIYUN_SECRET = "fake-aliyun-secret-7c1e"
@@ -38,6 +40,35 @@ async def running_providers() -> AsyncIterator[tuple[FakeProviders, str]]:
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.contextmanager
+def providers_in_a_thread() -> Iterator[tuple[FakeProviders, str]]:
+    """The fake providers on their own thread and loop, for tests that block (process tests)."""
+    fake = FakeProviders(ALIYUN_KEY_ID, ALIYUN_SECRET, WECHAT_APP_ID, WECHAT_SECRET, SMS_TEMPLATES)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name="fake-providers", daemon=True)
+    thread.start()
+    wait_for_port(port)
+    try:
+        yield fake, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def notifier_env(base: str) -> dict[str, str]:
+    """``notifier_settings`` as ``GATEWAY_*`` variables, for gateway processes."""
+    aliyun = notifier_settings(base, wechat=False)["aliyun_sms"]
+    return {
+        f"GATEWAY_NOTIFIERS__ALIYUN_SMS__{key.upper()}": (
+            json.dumps(value) if isinstance(value, dict) else str(value)
+        )
+        for key, value in aliyun.items()
+    }
 
 
 def notifier_settings(base: str, *, wechat: bool = True) -> dict[str, Any]:

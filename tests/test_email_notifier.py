@@ -115,6 +115,7 @@ def parts(mail: EmailMessage) -> dict[str, MIMEPart]:
 
 
 class TestEmailNotifier(NotifierContract):
+    notifier_class = EmailNotifier
     secrets = (PASSWORD,)
     recipient = RECIPIENT
 

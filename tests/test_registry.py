@@ -49,6 +49,38 @@ def test_every_installed_connector_has_what_a_connector_needs(registry: Registry
             assert field.description, f"{name} setting {setting!r} has no description"
 
 
+def notifier_contract_classes() -> dict[str, type]:
+    """Test classes inheriting NotifierContract, by the notifier they test."""
+    import importlib
+
+    from tests.notifier_contract import NotifierContract
+
+    found: dict[str, type] = {}
+    for path in Path(__file__).parent.glob("test_*notifier*.py"):
+        module = importlib.import_module(f"tests.{path.stem}")
+        for klass in vars(module).values():
+            if (
+                isinstance(klass, type)
+                and issubclass(klass, NotifierContract)
+                and klass.__name__.startswith("Test")
+            ):
+                found[klass.__name__] = klass
+    return found
+
+
+def test_every_installed_notifier_has_its_contract_tests_and_described_settings(
+    registry: Registry,
+) -> None:
+    assert {"aliyun_sms", "tencent_sms", "wechat", "email"} <= set(registry.notifiers)
+    contracts = notifier_contract_classes()
+    for name, notifier in registry.notifiers.items():
+        assert notifier.name == name
+        tested = [k for k in contracts.values() if getattr(k, "notifier_class", None) is notifier]
+        assert tested, f"notifier {name} has no NotifierContract test class naming it"
+        for setting, field in notifier.settings_model.model_fields.items():
+            assert field.description, f"{name} setting {setting!r} has no description"
+
+
 @pytest.mark.parametrize(
     ("connectors", "normalizers", "problem"),
     [

@@ -375,6 +375,7 @@ class SmsNotifierContract(NotifierContract):
 
 
 class TestAliyunSms(SmsNotifierContract):
+    notifier_class = AliyunSmsNotifier
     secrets = (ALIYUN_ID, ALIYUN_SECRET)
     each_variable_once = True
 
@@ -520,6 +521,7 @@ class TestAliyunSms(SmsNotifierContract):
 
 
 class TestTencentSms(SmsNotifierContract):
+    notifier_class = TencentSmsNotifier
     secrets = (TENCENT_ID, TENCENT_KEY)
     each_variable_once = False
 

@@ -194,6 +194,7 @@ def token_in(request: httpx.Request) -> str:
 
 
 class TestWeChatNotifier(NotifierContract):
+    notifier_class = WeChatNotifier
     secrets: ClassVar[tuple[str, ...]] = (APP_SECRET, TOKEN_BODY)
     recipient: ClassVar[str] = OPENID
 
