@@ -212,7 +212,7 @@ async def test_a_provider_outage_is_waited_out_and_then_sent(
     await create_topic(tansu, topics["status"], 1)
     overrides = kafka_settings(tansu, topics, retry_initial_seconds=0.2, retry_max_seconds=0.5)
     overrides["notifiers"] = notifier_settings(base)
-    async with gateway_on(make_settings, registry, overrides) as (gw, client):
+    async with gateway_on(make_settings, registry, overrides) as (_gw, client):
         record_id = await take_in(client, 2)
         await produce(tansu, topics["status"], [update(record_id)])
         await until(lambda: len(fake.requests) >= 3)  # refused, refused, refused...
@@ -244,9 +244,9 @@ async def test_two_replicas_in_one_group_send_each_notification_once(
         shared["notifiers"] = notifier_settings(base)
         first_overrides = shared | {"data_dir": tmp_path / "a"}
         second_overrides = shared | {"data_dir": tmp_path / "b"}
-        async with gateway_on(make_settings, registry, first_overrides) as (first, client):
+        async with gateway_on(make_settings, registry, first_overrides) as (_first, client):
             record_ids = [await take_in(client, n) for n in range(100, 140)]
-            async with gateway_on(make_settings, registry, second_overrides) as (second, _):
+            async with gateway_on(make_settings, registry, second_overrides) as (_second, _):
                 await produce(tansu, topics["status"], [update(r) for r in record_ids[:20]])
                 await until(lambda: len(fake.messages) >= 10, timeout=40)
             # the second replica left mid-stream: the group rebalances onto the first
