@@ -182,6 +182,7 @@ async def start_notifications(
         asyncio.create_task(directory.run(), name="directory"),
         asyncio.create_task(dispatcher.run(), name="dispatcher"),
         asyncio.create_task(desk.run_timers(), name="timers"),
+        asyncio.create_task(desk.run_upkeep(metrics.record_jobs), name="notification-upkeep"),
         asyncio.create_task(outcomes.run(), name="outcomes"),
     ]
     if consumer is not None:
@@ -253,7 +254,6 @@ async def running_gateway(
         board = ConnectorBoard(
             [ConnectorState(c.name, c.kind, c.channel) for c in connectors.values()]
         )
-        intake = Intake(registry.normalizers, dedupe, outbox, metrics, publisher.notify)
         webhooks = {n: c for n, c in connectors.items() if isinstance(c, WebhookConnector)}
         notifications = await start_notifications(
             stack,
@@ -264,6 +264,14 @@ async def running_gateway(
             metrics=metrics,
             clock=clock,
             outcome_sink=outcome_sink,
+        )
+        intake = Intake(
+            registry.normalizers,
+            dedupe,
+            outbox,
+            metrics,
+            publisher.notify,
+            on_ignored=notifications.desk.follow if notifications else None,
         )
         status = None
         if notifications is not None:

@@ -35,9 +35,14 @@ from schemas import (
 
 @dataclass(frozen=True, slots=True)
 class NotAComplaint:
-    """The event is genuine but carries no complaint; ``reason`` labels the metric."""
+    """The event is genuine but carries no complaint; ``reason`` labels the metric.
+
+    ``handle`` names the customer an event is about when it matters beyond the
+    metric (``wechat:<openid>`` of an unsubscribe: no more WeChat messages).
+    """
 
     reason: str
+    handle: str | None = None
 
 
 class Normalizer(ABC):

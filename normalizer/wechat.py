@@ -132,7 +132,8 @@ class WeChatNormalizer(Normalizer):
             key = text("EventKey")
             if event_name != "click" or not key.startswith(self.complaint_click_prefixes):
                 label = event_name if event_name in KNOWN_EVENTS else "other"
-                return NotAComplaint(reason=f"event:{label}")
+                follows = label in ("subscribe", "unsubscribe") and openid
+                return NotAComplaint(f"event:{label}", f"wechat:{openid}" if follows else None)
             detail = f"官方公众号菜单（{key}）"
         else:
             # A message type WeChat added after this was written: keep it as a contact

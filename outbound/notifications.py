@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from normalizer.base import NotAComplaint
 from outbound.directory import Directory
 from outbound.outcomes import outcome_json
 from outbound.planner import Planner, StatusRejected
@@ -125,6 +127,19 @@ class Notifications:
             ),
         )
 
+    async def follow(self, event: NotAComplaint) -> None:
+        """A WeChat unfollow opts the customer out of WeChat messages; following again undoes it."""
+        if event.handle is None:
+            return
+        if event.reason == "event:unsubscribe":
+            await self.store.set_opt_out(
+                event.handle, True, source="wechat_unsubscribe", at=self.clock.now()
+            )
+        elif event.reason == "event:subscribe":
+            await self.store.set_opt_out(
+                event.handle, False, source="wechat_unsubscribe", at=self.clock.now()
+            )
+
     # -- timers ----------------------------------------------------------------------------
 
     async def fire_timers(self, limit: int = 200) -> int:
@@ -161,6 +176,28 @@ class Notifications:
                 await self.fire_timers()
             except Exception:
                 log.exception("timers could not fire; trying again")
+            await asyncio.sleep(interval)
+
+    async def run_upkeep(
+        self,
+        report: Callable[[dict[str, int]], None] = lambda counts: None,
+        interval: float = 15.0,
+    ) -> None:
+        """Every ``interval``: report the jobs by state; hourly, forget what is past retention."""
+        last_prune = None
+        while True:
+            try:
+                now = self.clock.now()
+                if last_prune is None or now - last_prune >= timedelta(hours=1):
+                    pruned = await self.store.prune(
+                        now - timedelta(days=self.settings.retention_days)
+                    )
+                    last_prune = now
+                    if pruned:
+                        log.info("forgot %d record(s) past the retention", pruned)
+                report({str(state): n for state, n in (await self.store.counts()).items()})
+            except Exception:
+                log.exception("notification upkeep failed; trying again")
             await asyncio.sleep(interval)
 
 

@@ -226,9 +226,11 @@ class NotificationStore(Protocol):
 
     async def opted_out(self, handles: Sequence[str]) -> set[str]: ...
 
-    async def set_opt_out(
-        self, handle: str, opted_out: bool, *, source: str, at: datetime
-    ) -> None: ...
+    async def set_opt_out(self, handle: str, opted_out: bool, *, source: str, at: datetime) -> None:
+        """Opt a handle out (or in again). ``source`` is ``operator`` or what the customer
+        did (``wechat_unsubscribe``): an operator's opt-out is only undone by an operator,
+        and a customer's opt-in undoes only the opt-out of the same source."""
+        ...
 
     async def unpublished(self, limit: int) -> list[Outcome]: ...
 

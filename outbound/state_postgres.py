@@ -460,11 +460,15 @@ class PostgresNotificationStore:
         if opted_out:
             await self._all(
                 "INSERT INTO opt_outs (handle, source, at) VALUES (%s,%s,%s)"
-                " ON CONFLICT (handle) DO UPDATE SET source = excluded.source, at = excluded.at",
+                " ON CONFLICT (handle) DO UPDATE SET source = excluded.source, at = excluded.at"
+                " WHERE opt_outs.source <> 'operator' OR excluded.source = 'operator'",
                 (handle, source, _utc(at)),
             )
         else:
-            await self._all("DELETE FROM opt_outs WHERE handle = %s", (handle,))
+            await self._all(
+                "DELETE FROM opt_outs WHERE handle = %s AND (%s = 'operator' OR source = %s)",
+                (handle, source, source),
+            )
 
     async def unpublished(self, limit: int) -> list[Outcome]:
         rows = await self._all(

@@ -418,13 +418,17 @@ class SQLiteNotificationStore(GroupCommitDatabase):
             await self._call(
                 lambda c: c.execute(
                     "INSERT INTO opt_outs (handle, source, at) VALUES (?,?,?)"
-                    " ON CONFLICT(handle) DO UPDATE SET source = excluded.source, at = excluded.at",
+                    " ON CONFLICT(handle) DO UPDATE SET source = excluded.source, at = excluded.at"
+                    " WHERE opt_outs.source <> 'operator' OR excluded.source = 'operator'",
                     (handle, source, stamp(at)),
                 )
             )
         else:
             await self._call(
-                lambda c: c.execute("DELETE FROM opt_outs WHERE handle = ?", (handle,))
+                lambda c: c.execute(
+                    "DELETE FROM opt_outs WHERE handle = ? AND (? = 'operator' OR source = ?)",
+                    (handle, source, source),
+                )
             )
 
     async def unpublished(self, limit: int) -> list[Outcome]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from connectors.base import Outcome
@@ -37,12 +37,15 @@ class Intake:
         outbox: SQLiteOutbox,
         metrics: GatewayMetrics,
         on_accepted: Callable[[], None] = lambda: None,
+        on_ignored: Callable[[NotAComplaint], Awaitable[None]] | None = None,
     ) -> None:
         self._normalizers = normalizers
         self._dedupe = dedupe
         self._outbox = outbox
         self._metrics = metrics
         self._on_accepted = on_accepted
+        #: awaited before the event is acknowledged (a WeChat unsubscribe becomes an opt-out)
+        self._on_ignored = on_ignored
 
     def normalize(self, event: RawEvent) -> ComplaintRecord | NotAComplaint:
         normalizer = self._normalizers[event.connector]
@@ -113,6 +116,8 @@ class Intake:
                 self._metrics.ignored.labels(
                     event.connector, self._metrics.reason(result.reason)
                 ).inc()
+                if result.handle is not None and self._on_ignored is not None:
+                    await self._on_ignored(result)
                 outcomes.append(Outcome("ignored", reason=result.reason))
                 continue
             key = event.dedupe_key

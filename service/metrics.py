@@ -137,6 +137,17 @@ class GatewayMetrics:
             ["channel", "provider", "status", "reason"],
             registry=r,
         )
+        self.notification_jobs = Gauge(
+            "gateway_notification_jobs",
+            "Notifications in the ledger by state (queued, sending, sent, skipped, dead, "
+            "in_doubt); dead and in_doubt wait for an operator.",
+            ["state"],
+            registry=r,
+        )
+
+    def record_jobs(self, counts: dict[str, int]) -> None:
+        for state in ("queued", "sending", "sent", "skipped", "dead", "in_doubt"):
+            self.notification_jobs.labels(state).set(counts.get(state, 0))
 
     def record_notification(self, channel: str, provider: str, status: str, reason: str) -> None:
         self.notifications.labels(channel, provider, status, self.reason(reason or "none")).inc()

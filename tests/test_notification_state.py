@@ -252,3 +252,18 @@ async def test_two_replicas_claim_each_job_once(open_store: Callable[[], Any]) -
     assert len(a) + len(b) == 200
     assert set(a) | set(b) == {j.key for j in jobs}
     assert not set(a) & set(b)
+
+
+async def test_a_customer_s_opt_in_never_undoes_an_operator_s_opt_out(
+    store: NotificationStore,
+) -> None:
+    handle = "wechat:oR5Gjjl_eiZoUpGozMo7dbBJ362A"
+    await store.set_opt_out(handle, True, source="operator", at=T0)
+    await store.set_opt_out(handle, True, source="wechat_unsubscribe", at=T0)
+    await store.set_opt_out(handle, False, source="wechat_unsubscribe", at=T0)  # follows again
+    assert await store.opted_out([handle]) == {handle}
+    await store.set_opt_out(handle, False, source="operator", at=T0)
+    assert await store.opted_out([handle]) == set()
+    await store.set_opt_out(handle, True, source="wechat_unsubscribe", at=T0)
+    await store.set_opt_out(handle, False, source="wechat_unsubscribe", at=T0)
+    assert await store.opted_out([handle]) == set()

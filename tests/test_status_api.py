@@ -13,7 +13,7 @@ import pytest
 from gateway import Gateway, running_gateway
 from service.fake_providers import FakeProviders
 from service.registry import Registry
-from service.senders import StoreSender, WeChatSender, wechat_text
+from service.senders import StoreSender, WeChatSender, wechat_text, wechat_xml
 from service.settings import GatewaySettingsBase
 from tests.fakes import FrozenClock, MemorySink
 from tests.provider_server import API_TOKEN, notifier_settings, running_providers, wait_for_messages
@@ -125,6 +125,38 @@ async def test_wechat_complaints_are_answered_in_the_chat(
     [message] = fake.messages
     assert message["provider"] == "wechat" and message["recipient"] == openid
     assert message["kind"] == "custom/send" and "TS20240520" in message["text"]
+
+
+async def test_a_customer_who_unfollowed_is_not_messaged_on_wechat(
+    api: httpx.AsyncClient,
+    wechat: WeChatSender,
+    clock: FrozenClock,
+    providers: tuple[FakeProviders, str],
+    notifying: Gateway,
+) -> None:
+    fake = providers[0]
+    openid = "oWechatCustomer000000000002"
+    ts = int(clock.now().timestamp())
+    push = wechat.push(wechat_text(openid, "充电器坏了", 7002, ts), timestamp=ts, nonce="s2")
+    assert (await api.post("/webhooks/wechat", params=push.params, content=push.body)).is_success
+    [entry] = await notifying.outbox.select(since=clock.now())
+    unfollow = wechat_xml(
+        {
+            "ToUserName": "gh_3f2a1b0c9d8e",
+            "FromUserName": openid,
+            "CreateTime": ts,
+            "MsgType": "event",
+            "Event": "unsubscribe",
+        }
+    )
+    push = wechat.push(unfollow, timestamp=ts, nonce="s3")
+    assert (await api.post("/webhooks/wechat", params=push.params, content=push.body)).is_success
+    answer = await api.post("/status", json=update(entry.record_id), headers=AUTH)
+    assert answer.json() == {"queued": 0, "already_queued": 0}  # no other contact known
+    assert notifying.notifications is not None
+    [outcome] = [json.loads(o.body) for o in await notifying.notifications.store.unpublished(10)]
+    assert outcome["status"] == "skipped" and "wechat: opted_out" in outcome["detail"]
+    assert fake.messages == []
 
 
 async def test_who_may_post_and_what(
