@@ -7,7 +7,9 @@ Contact Center call records, raw e-mails from a mail relay, redeliveries and
 bad requests over HTTP; an
 Asterisk ``Master.csv`` in the data directory is tailed by the ``asterisk_csv``
 poller meanwhile. It waits for the publisher to write the stream, and prints
-what happened.
+what happened. Then it follows one WeChat complaint through the six status
+nodes, as a ticket system would post them, and shows the messages the
+customer receives (:mod:`service.demo_journey`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors._imap import ImapAccount, append_message
+from outbox.sqlite import SQLiteOutbox
+from service.demo_journey import FAKE_KEY_ID, SMS_TEMPLATES, follow_journey, notifier_settings
 from service.dovecot import DOVECOT, Dovecot
 from service.dovecot import USERNAME as IMAP_USERNAME
+from service.fake_providers import FakeProviders
 from service.logs import mask_id
 from service.metrics import GatewayMetrics
 from service.registry import Registry
@@ -509,10 +514,25 @@ async def _run(
 
     token, aes_key, store_secret = secrets.token_hex(8), _random_aes_key(), secrets.token_hex(16)
     cdr_password, relay_secret = secrets.token_hex(12), secrets.token_hex(16)
+    api_token, aliyun_secret, wechat_secret = (secrets.token_hex(16) for _ in range(3))
+    fake = FakeProviders(
+        FAKE_KEY_ID, aliyun_secret, APP_ID, wechat_secret, sms_templates=SMS_TEMPLATES
+    )
+    providers = uvicorn.Server(
+        uvicorn.Config(fake.app(), host="127.0.0.1", port=0, lifespan="off", log_config=None)
+    )
+    providing = asyncio.create_task(providers.serve())
+    while not providers.started:
+        if providing.done():
+            providing.result()
+        await asyncio.sleep(0.02)
+    providers_base = f"http://127.0.0.1:{providers.servers[0].sockets[0].getsockname()[1]}"
     settings = load_settings(
         registry,
         data_dir=directory,
         http={"host": "127.0.0.1", "port": 0},
+        notifiers=notifier_settings(providers_base, aliyun_secret, APP_ID, wechat_secret),
+        notifications={"api_token": api_token, "survey_delay_minutes": 0.05},
         connectors={
             "wechat": {"token": token, "encoding_aes_key": aes_key, "app_id": APP_ID},
             "store": {"secret": store_secret},
@@ -588,9 +608,21 @@ async def _run(
             console.print(_stream_table(gateway.settings.jsonl_path, gateway.sink.name))
             console.print(_counts_table(metrics_text))
             console.print(_channels_table(channels))
+            record_id = await _first_record_of(gateway.outbox, OPENIDS[0])
+            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+                console.print(await follow_journey(client, api_token, record_id, fake))
+            assert gateway.notifications is not None
+            await gateway.notifications.outcomes.drain()
+            console.print(
+                f"Each outcome (sent, with the provider's message id) is in "
+                f"{gateway.settings.notifications_jsonl_path.name}, as it would be on "
+                f"{settings.notifications.outcomes_topic} with Kafka.\n"
+            )
             server.should_exit = True
             await serving
     finally:
+        providers.should_exit = True
+        await providing
         if tmp is not None:
             tmp.cleanup()
     return 0
@@ -603,6 +635,14 @@ _OUTCOMES = {
     "gateway_payloads_quarantined": "[yellow]refused, body quarantined[/]",
     "gateway_webhooks_refused": "[red]refused, nothing kept[/]",
 }
+
+
+async def _first_record_of(outbox: SQLiteOutbox, openid: str) -> str:
+    for entry in await outbox.select(since=datetime(2000, 1, 1, tzinfo=UTC)):
+        contacts = json.loads(entry.record_json)["customer"]["contacts"]
+        if contacts.get("wechat_openid") == openid:
+            return entry.record_id
+    raise LookupError(f"no record of {mask_id(openid)}")
 
 
 def _counts(metrics: GatewayMetrics) -> dict[str, float]:

@@ -68,6 +68,32 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
     assert out.count("refused, body quarantined") == 1
     assert "13812345678" not in out  # phone numbers are masked in what is shown
 
+    # the journey: five posted nodes and the survey the gateway sent by itself
+    assert "One complaint's journey" in out
+    for text in (
+        "您的反馈我们已收到",
+        "已由专属客服跟进处理",
+        "处理方案已确定",
+        "非常抱歉让您久等了",
+    ):
+        assert text in out
+    assert "already queued (1)" in out and " 409 " in out
+    assert "WeChat template" in out and "诚邀您为本次服务评分" in out
+    outcomes = [
+        json.loads(line)
+        for line in (tmp_path / "notifications.jsonl").read_text("utf-8").splitlines()
+    ]
+    sent = [o for o in outcomes if o["status"] == "sent"]
+    assert [o["node"] for o in sent] == [
+        "accepted",
+        "in_progress",
+        "solution_proposed",
+        "overdue_warning",
+        "resolved",
+        "survey",
+    ]
+    assert all(o["channel"] == "wechat" and o["provider_message_id"] for o in sent)
+
 
 def test_replay_republishes_by_id_and_by_time(tmp_path: Path) -> None:
     subprocess.run(
