@@ -562,7 +562,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if settings.kafka.bootstrap_servers
             else (f"JSON Lines {settings.jsonl_path}")
         )
-        print(f"configuration is valid: channels {enabled}; stream to {sink}")
+        notifiers = settings.enabled_notifiers()
+        notifying = (
+            f"; notifications by {', '.join(notifiers)} (state in {settings.notifications.store})"
+            if notifiers and settings.notifications.enabled
+            else "; no notifications (no [notifiers.*] section)"
+        )
+        print(f"configuration is valid: channels {enabled}; stream to {sink}{notifying}")
         return 0
     if args.command == "serve":
         _run(serve(settings, registry))

@@ -4,7 +4,8 @@ The process is configured only through ``GATEWAY_*`` environment variables
 (none is inherited from the caller's environment): its own data directory,
 loopback HTTP on a free port, the run's broker without idempotence (Tansu
 has no InitProducerId), a topic per scenario, and the connectors' sections
-as ``GATEWAY_CONNECTORS__<NAME>__<FIELD>``. A scenario measures through
+as ``GATEWAY_CONNECTORS__<NAME>__<FIELD>``, and any other variables a
+scenario adds (``env``: notifiers, notification topics). A scenario measures through
 ``/metrics``: ``gateway_records_published_total`` is the count of records
 the sink (Kafka) acknowledged.
 """
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,10 +44,17 @@ class Metrics:
     ignored: dict[str, float] = field(default_factory=dict)  # "connector:reason"
     quarantined: dict[str, float] = field(default_factory=dict)  # "connector:reason"
     publish_failures: float = 0.0
+    #: "channel:provider:status:reason" (gateway_notifications_total)
+    notifications: dict[str, float] = field(default_factory=dict)
+    notification_jobs: dict[str, float] = field(default_factory=dict)  # by state
 
     @property
     def published_total(self) -> float:
         return sum(self.published.values())
+
+    def notifications_with(self, status: str) -> float:
+        """Notification attempts that ended with ``status`` (sent, failed, skipped, unknown)."""
+        return sum(v for k, v in self.notifications.items() if k.split(":")[2:3] == [status])
 
     @classmethod
     def parse(cls, text: bytes) -> Metrics:
@@ -61,6 +70,8 @@ class Metrics:
             ignored=by_name[b"gateway_events_ignored_total"],
             quarantined=by_name[b"gateway_payloads_quarantined_total"],
             publish_failures=sum(by_name[b"gateway_publish_failures_total"].values()),
+            notifications=by_name[b"gateway_notifications_total"],
+            notification_jobs=by_name[b"gateway_notification_jobs"],
         )
 
 
@@ -111,6 +122,7 @@ class GatewayProcess:
         bootstrap: str,
         topic: str,
         connectors: dict[str, dict[str, str]],
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.port = free_port()
@@ -128,6 +140,7 @@ class GatewayProcess:
         for connector, section in connectors.items():
             for key, value in section.items():
                 self.env[f"GATEWAY_CONNECTORS__{connector.upper()}__{key.upper()}"] = value
+        self.env.update(env or {})
         self._process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 

@@ -1,4 +1,5 @@
-"""The HTTP surface: ``/webhooks/{channel}``, ``/healthz``, ``/readyz``, ``/metrics``.
+"""The HTTP surface: ``/webhooks/{channel}``, ``/healthz``, ``/readyz``, ``/metrics``,
+``/channels``, and ``POST /status`` when notifications run (:mod:`service.status_http`).
 
 Every refusal is answered with a JSON body ``{"error": ..., "reason": ...}``
 and counted in ``gateway_webhooks_refused{channel,reason}``:

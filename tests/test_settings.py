@@ -170,3 +170,29 @@ def test_check_config_settings_documents_every_connector_setting(
             assert f"connectors.{name}.{setting}" in listed
     assert "http.max_header_bytes" in listed and "kafka.topic" in listed
     assert "connectors.imap.password  (SecretStr, default (required))" in result.stdout
+
+
+def test_the_example_configuration_is_valid_once_its_secrets_come_from_the_environment(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import notification_problems
+
+    secrets = {
+        "CONNECTORS__EMAIL_MIME__SECRET": "s",
+        "CONNECTORS__FREESWITCH__PASSWORD": "s",
+        "CONNECTORS__IMAP__PASSWORD": "s",
+        "CONNECTORS__STORE__SECRET": "s",
+        "CONNECTORS__TCCC__PASSWORD": "s",
+        "CONNECTORS__WECHAT__TOKEN": "s",
+        "NOTIFIERS__ALIYUN_SMS__ACCESS_KEY_ID": "s",
+        "NOTIFIERS__ALIYUN_SMS__ACCESS_KEY_SECRET": "s",
+        "NOTIFIERS__WECHAT__APP_SECRET": "s",
+        "NOTIFICATIONS__API_TOKEN": "s",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(f"GATEWAY_{name}", value)
+    example = Path(__file__).parent.parent / "gateway.example.toml"
+    settings = load_settings(registry, example)
+    assert set(settings.enabled_notifiers()) == {"aliyun_sms", "wechat"}
+    assert settings.notifications.quiet_hours.start.hour == 21
+    assert notification_problems(settings, registry) == []
