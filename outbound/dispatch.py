@@ -78,6 +78,7 @@ class Dispatcher:
         *,
         sole_owner: bool,
         poll_seconds: float = 0.2,
+        drain_seconds: float = 5.0,
         on_result: Callable[[Result], None] | None = None,
     ) -> None:
         self.store = store
@@ -87,6 +88,7 @@ class Dispatcher:
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._sole_owner = sole_owner
         self._poll_seconds = poll_seconds
+        self._drain_seconds = drain_seconds
         self._on_result = on_result
         self._policy = retry_policy(settings)
         self._limits = {
@@ -132,8 +134,11 @@ class Dispatcher:
                 elif free <= 0:
                     await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            # In-flight sends finish (or are cancelled with the task); a cancelled send
-            # stays ``sending`` and becomes in doubt, never sent twice.
+            # Sends on the wire get a few seconds to finish; one cancelled mid-call stays
+            # ``sending`` and becomes in doubt (never sent twice), one still waiting for
+            # its rate limit goes back to the queue.
+            if self._inflight:
+                await asyncio.wait(list(self._inflight), timeout=self._drain_seconds)
             for task in list(self._inflight):
                 task.cancel()
             await asyncio.gather(*self._inflight, return_exceptions=True)
@@ -177,7 +182,15 @@ class Dispatcher:
                 )
                 return
         notifier = chain[job.attempts % len(chain)]
-        await self._limits[notifier.name].acquire()
+        try:
+            await self._limits[notifier.name].acquire()
+        except asyncio.CancelledError:  # stopping before the call: back to the queue, not in doubt
+            await asyncio.shield(
+                self.store.reschedule(
+                    job.key, now, attempts=job.attempts, error="", content=content, at=now
+                )
+            )
+            raise
         try:
             receipt = await notifier.send(self._message(job))
         except RecipientUnreachable as exc:

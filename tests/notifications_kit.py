@@ -141,12 +141,15 @@ async def open_desk(
         ("tencent_sms", "sms"),
         ("email", "email"),
     ),
+    provider_settings: NotifierSettings | None = None,
     **settings: Any,
 ) -> Desk:
     outbox = await SQLiteOutbox.open(tmp_path / "outbox.sqlite3")
     store = await SQLiteNotificationStore.open(tmp_path / "notifications.sqlite3")
     built = {
-        name: provider_class(name, channel)(NotifierSettings(), httpx.AsyncClient(), clock)
+        name: provider_class(name, channel)(
+            provider_settings or NotifierSettings(), httpx.AsyncClient(), clock
+        )
         for name, channel in notifiers
     }
     return Desk(outbox, store, clock, NotificationSettings(**settings), built)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,8 @@ from connectors.errors import (
     DeliveryRefused,
     RecipientUnreachable,
 )
+from outbound.base import NotifierSettings
+from outbound.dispatch import Dispatcher
 from outbound.planner import Planner, StatusRejected
 from outbound.policy import RateLimit, quiet_until
 from outbound.settings import NotificationSettings, QuietHours
@@ -303,6 +307,38 @@ async def test_after_the_retry_budget_a_dead_letter_that_can_be_resent(
         await desk.store.resend(dead.key, clock.now())
         await desk.send_due()
         assert ("aliyun_sms", PHONE, "accepted") in desk.sent()
+    finally:
+        await desk.store.aclose()
+        await desk.outbox.aclose()
+
+
+async def test_stopping_returns_jobs_still_waiting_for_the_rate_limit_to_the_queue(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    slow = NotifierSettings(rate_per_second=0.2, burst=1)  # one call, then one every 5 s
+    desk = await open_desk(tmp_path, clock, provider_settings=slow)
+    try:
+        complaints = [record("phone", number=n, phone=f"+861380013800{n}") for n in range(3)]
+        await desk.take_in(*complaints)
+        for complaint in complaints:
+            await desk.desk.accept(status(complaint.record_id))
+        dispatcher = Dispatcher(
+            desk.store,
+            desk.dispatcher.planner,
+            desk.settings,
+            clock,
+            sole_owner=True,
+            drain_seconds=0.5,
+        )
+        running = asyncio.create_task(dispatcher.run())
+        while not desk.sent():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        states = sorted(j.state for j in await desk.store.jobs())
+        assert states == ["queued", "queued", "sent"]  # none in doubt: they never went out
     finally:
         await desk.store.aclose()
         await desk.outbox.aclose()
