@@ -30,7 +30,14 @@ async def running_providers() -> AsyncIterator[tuple[FakeProviders, str]]:
     fake = FakeProviders(ALIYUN_KEY_ID, ALIYUN_SECRET, WECHAT_APP_ID, WECHAT_SECRET, SMS_TEMPLATES)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
+        uvicorn.Config(
+            fake.app(),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -48,7 +55,14 @@ def providers_in_a_thread() -> Iterator[tuple[FakeProviders, str]]:
     fake = FakeProviders(ALIYUN_KEY_ID, ALIYUN_SECRET, WECHAT_APP_ID, WECHAT_SECRET, SMS_TEMPLATES)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
+        uvicorn.Config(
+            fake.app(),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
     )
     thread = threading.Thread(target=server.run, name="fake-providers", daemon=True)
     thread.start()
