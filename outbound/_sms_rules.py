@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 from itertools import pairwise
 from string import Formatter
+from typing import ClassVar, Protocol
 
 import httpx
 
@@ -37,8 +38,10 @@ from connectors.errors import (
     ChannelError,
     ChannelUnavailable,
     DeliveryInDoubt,
+    DeliveryRefused,
     RecipientUnreachable,
 )
+from outbound.base import Notifier
 from outbound.templates import placeholders
 from schemas.status import Node
 from service.logs import mask_phone
@@ -84,16 +87,59 @@ def text_problems(text: str, *, each_variable_once: bool) -> list[str]:
 def template_problems(
     texts: Mapping[Node, str], templates: Mapping[Node, str], *, each_variable_once: bool
 ) -> list[str]:
-    """Every node of ``texts`` without a provider template, and every text the provider refuses."""
+    """Every text of a node with a provider template that the provider would refuse.
+
+    A node without a template id is not a problem: SMS is passed over for it
+    (``no_template``), and the route goes on to the next channel.
+    """
     problems: list[str] = []
     for node, text in texts.items():
         if not templates.get(node):
-            problems.append(f"templates.{node}: node {node!r} has no template id")
+            continue
         problems.extend(
             f"the text of node {node!r}: {problem}"
             for problem in text_problems(text, each_variable_once=each_variable_once)
         )
     return problems
+
+
+class SmsSettings(Protocol):
+    @property
+    def templates(self) -> Mapping[Node, str]: ...
+    @property
+    def max_variable_chars(self) -> int | None: ...
+    @property
+    def allow_urls_in_variables(self) -> bool: ...
+
+
+class TemplatedSmsNotifier(Notifier):
+    """What both SMS providers do alike: a registered template per node, checked variables."""
+
+    #: Aliyun allows a variable once per template, Tencent any number of times
+    each_variable_once: ClassVar[bool] = False
+    settings: SmsSettings
+
+    def problems(self, texts: Mapping[Node, str]) -> list[str]:
+        return template_problems(
+            texts, self.settings.templates, each_variable_once=self.each_variable_once
+        )
+
+    def unreachable_reason(self, node: Node, *, reply_window_open: bool) -> str | None:
+        return None if self.settings.templates.get(node) else "no_template"
+
+    def value_problems(self, params: Mapping[str, str]) -> list[str]:
+        return variable_problems(
+            params,
+            max_chars=self.settings.max_variable_chars,
+            allow_links=self.settings.allow_urls_in_variables,
+        )
+
+    def template(self, node: Node) -> str:
+        """The provider's template id for ``node``; :class:`DeliveryRefused` if there is none."""
+        template = self.settings.templates.get(node)
+        if not template:
+            raise DeliveryRefused(f"{self.name}: no template for node {node!r}", "no_template")
+        return template
 
 
 def variable_problems(

@@ -19,7 +19,6 @@ and access-key errors; both are mapped by :func:`aliyun_error`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Annotated, ClassVar
 from uuid import uuid4
 
@@ -38,15 +37,14 @@ from connectors.errors import (
 from outbound._aliyun_signing import canonicalized_query, signed_rpc_query
 from outbound._http import send_request
 from outbound._sms_rules import (
+    TemplatedSmsNotifier,
     json_object,
     require_e164,
     shown_code,
     shown_request_id,
-    template_problems,
     unreadable_answer,
-    variable_problems,
 )
-from outbound.base import Message, Notifier, NotifierSettings, Receipt
+from outbound.base import Message, NotifierSettings, Receipt
 from schemas.status import Node
 
 NAME = "aliyun_sms"
@@ -151,7 +149,7 @@ def aliyun_error(code: str, request_id: object = None) -> ChannelError:
             return ChannelUnavailable(shown)
 
 
-class AliyunSmsNotifier(Notifier):
+class AliyunSmsNotifier(TemplatedSmsNotifier):
     """Sends each notification with one Aliyun ``SendSms`` call; ``OutId`` is the message key."""
 
     name: ClassVar[str] = NAME
@@ -159,24 +157,11 @@ class AliyunSmsNotifier(Notifier):
     settings_model: ClassVar[type[NotifierSettings]] = AliyunSmsSettings
     settings: AliyunSmsSettings
 
-    def problems(self, texts: Mapping[Node, str]) -> list[str]:
-        return template_problems(texts, self.settings.templates, each_variable_once=True)
-
-    def unreachable_reason(self, node: Node, *, reply_window_open: bool) -> str | None:
-        return None if node in self.settings.templates else "no_template"
-
-    def value_problems(self, params: Mapping[str, str]) -> list[str]:
-        return variable_problems(
-            params,
-            max_chars=self.settings.max_variable_chars,
-            allow_links=self.settings.allow_urls_in_variables,
-        )
+    each_variable_once: ClassVar[bool] = True
 
     async def send(self, message: Message) -> Receipt:
         settings = self.settings
-        template = settings.templates.get(message.node)
-        if template is None:
-            raise DeliveryRefused(f"{NAME}: no template for node {message.node!r}", "no_template")
+        template = self.template(message.node)
         params = {
             "Action": "SendSms",
             "RegionId": settings.region_id,

@@ -22,7 +22,6 @@ mapped by :func:`tencent_error`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Annotated, ClassVar
 
 import httpx
@@ -39,16 +38,15 @@ from connectors.errors import (
 )
 from outbound._http import send_request
 from outbound._sms_rules import (
+    TemplatedSmsNotifier,
     json_object,
     require_e164,
     shown_code,
     shown_request_id,
-    template_problems,
     unreadable_answer,
-    variable_problems,
 )
 from outbound._tc3_signing import SMS_SERVICE, SMS_VERSION, tc3_sign
-from outbound.base import Message, Notifier, NotifierSettings, Receipt
+from outbound.base import Message, NotifierSettings, Receipt
 from schemas.status import Node
 
 NAME = "tencent_sms"
@@ -154,7 +152,7 @@ def tencent_error(code: str, request_id: object = None) -> ChannelError:
             return ChannelUnavailable(shown)
 
 
-class TencentSmsNotifier(Notifier):
+class TencentSmsNotifier(TemplatedSmsNotifier):
     """Sends each notification with one Tencent ``SendSms`` call; ``SessionContext`` is the key."""
 
     name: ClassVar[str] = NAME
@@ -162,24 +160,11 @@ class TencentSmsNotifier(Notifier):
     settings_model: ClassVar[type[NotifierSettings]] = TencentSmsSettings
     settings: TencentSmsSettings
 
-    def problems(self, texts: Mapping[Node, str]) -> list[str]:
-        return template_problems(texts, self.settings.templates, each_variable_once=False)
-
-    def unreachable_reason(self, node: Node, *, reply_window_open: bool) -> str | None:
-        return None if node in self.settings.templates else "no_template"
-
-    def value_problems(self, params: Mapping[str, str]) -> list[str]:
-        return variable_problems(
-            params,
-            max_chars=self.settings.max_variable_chars,
-            allow_links=self.settings.allow_urls_in_variables,
-        )
+    each_variable_once: ClassVar[bool] = False
 
     async def send(self, message: Message) -> Receipt:
         settings = self.settings
-        template = settings.templates.get(message.node)
-        if template is None:
-            raise DeliveryRefused(f"{NAME}: no template for node {message.node!r}", "no_template")
+        template = self.template(message.node)
         payload = json.dumps(
             {
                 "PhoneNumberSet": [require_e164(NAME, message.recipient)],

@@ -24,21 +24,24 @@ API_TOKEN = "status-api-token-5d2f"
 SMS_TEMPLATES = {f"SMS_{node.upper()}": text for node, text in DEFAULT_SMS_TEXTS.items()}
 
 
+def _serving() -> tuple[FakeProviders, uvicorn.Server, int]:
+    fake = FakeProviders(ALIYUN_KEY_ID, ALIYUN_SECRET, WECHAT_APP_ID, WECHAT_SECRET, SMS_TEMPLATES)
+    port = free_port()
+    config = uvicorn.Config(
+        fake.app(),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="off",
+        timeout_graceful_shutdown=1,  # a request held open (mode "hang") does not hold the stop
+    )
+    return fake, uvicorn.Server(config), port
+
+
 @contextlib.asynccontextmanager
 async def running_providers() -> AsyncIterator[tuple[FakeProviders, str]]:
     """The fake providers served by uvicorn; yields them and their base URL."""
-    fake = FakeProviders(ALIYUN_KEY_ID, ALIYUN_SECRET, WECHAT_APP_ID, WECHAT_SECRET, SMS_TEMPLATES)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            fake.app(),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-    )
+    fake, server, port = _serving()
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -52,18 +55,7 @@ async def running_providers() -> AsyncIterator[tuple[FakeProviders, str]]:
 @contextlib.contextmanager
 def providers_in_a_thread() -> Iterator[tuple[FakeProviders, str]]:
     """The fake providers on their own thread and loop, for tests that block (process tests)."""
-    fake = FakeProviders(ALIYUN_KEY_ID, ALIYUN_SECRET, WECHAT_APP_ID, WECHAT_SECRET, SMS_TEMPLATES)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            fake.app(),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-    )
+    fake, server, port = _serving()
     thread = threading.Thread(target=server.run, name="fake-providers", daemon=True)
     thread.start()
     wait_for_port(port)
