@@ -3,11 +3,12 @@
 The process is configured only through ``GATEWAY_*`` environment variables
 (none is inherited from the caller's environment): its own data directory,
 loopback HTTP on a free port, the run's broker without idempotence (Tansu
-has no InitProducerId), a topic per scenario, and the connectors' sections
-as ``GATEWAY_CONNECTORS__<NAME>__<FIELD>``, and any other variables a
-scenario adds (``env``: notifiers, notification topics). A scenario measures through
+has no InitProducerId), a topic per scenario, the connectors' sections as
+``GATEWAY_CONNECTORS__<NAME>__<FIELD>``, and whatever else a scenario adds
+(``env``: notifiers, notification topics). A scenario measures through
 ``/metrics``: ``gateway_records_published_total`` is the count of records
-the sink (Kafka) acknowledged.
+the sink (Kafka) acknowledged; ``gateway_notifications_total`` counts the
+notifications by outcome.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ HOST = "127.0.0.1"
 
 _SAMPLE = re.compile(rb"^(gateway_\w+?)(?:\{([^}]*)\})?\s+([0-9.eE+-]+|NaN)\s*$", re.M)
 _LABEL = re.compile(rb'(\w+)="((?:[^"\\]|\\.)*)"')
+#: Labels joined in this order rather than as exposed (prometheus_client sorts them).
+_LABEL_ORDER = {b"gateway_notifications_total": [b"channel", b"provider", b"status", b"reason"]}
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,9 @@ class Metrics:
     def parse(cls, text: bytes) -> Metrics:
         by_name: dict[bytes, dict[str, float]] = defaultdict(dict)
         for name, labels, value in _SAMPLE.findall(text):
-            key = ":".join(v.decode() for _, v in _LABEL.findall(labels or b""))
+            pairs = dict(_LABEL.findall(labels or b""))
+            order = _LABEL_ORDER.get(name, list(pairs))
+            key = ":".join(pairs.get(label, b"").decode() for label in order)
             by_name[name][key] = by_name[name].get(key, 0.0) + float(value)
         return cls(
             published=by_name[b"gateway_records_published_total"],

