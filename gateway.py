@@ -6,7 +6,7 @@ else receives what it needs. ``python gateway.py ...`` and the
 ``complaint-gateway`` console script are the same program.
 
 Subcommands: ``serve``, ``demo``, ``check-config``, ``replay``, ``quarantine``,
-``notifications``.
+``notifications``, ``triage``.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ from service.polling import PollRunner
 from service.registry import Registry, RegistryError
 from service.settings import GatewaySettingsBase, load_settings
 from service.status_http import StatusEndpoint
+from service.triage_stage import TriageStage
+from triage.engine import Triage
+from triage.ruleset import RulesetError, load_ruleset
 
 log = logging.getLogger("gateway")
 
@@ -91,6 +94,17 @@ def build_sink(settings: GatewaySettingsBase) -> Sink:
             timeout=settings.kafka.request_timeout_ms / 1000,
         )
     return JsonLinesSink(settings.jsonl_path)
+
+
+def build_triage(settings: GatewaySettingsBase, rules: Path | None = None) -> TriageStage | None:
+    """The triage stage from the configured rules (or ``rules``); ConfigError lists problems."""
+    if not settings.triage.enabled and rules is None:
+        return None
+    try:
+        ruleset = load_ruleset(rules or settings.triage.rules)
+    except RulesetError as exc:
+        raise ConfigError([f"triage rules: {p}" for p in exc.problems]) from None
+    return TriageStage(Triage(ruleset))
 
 
 def build_notifiers(
@@ -265,6 +279,7 @@ async def running_gateway(
             clock=clock,
             outcome_sink=outcome_sink,
         )
+        stage = build_triage(settings)
         intake = Intake(
             registry.normalizers,
             dedupe,
@@ -272,6 +287,7 @@ async def running_gateway(
             metrics,
             publisher.notify,
             on_ignored=notifications.desk.follow if notifications else None,
+            stage=stage.apply if stage else None,
         )
         status = None
         if notifications is not None:
@@ -475,6 +491,29 @@ async def manage_notifications(settings: GatewaySettingsBase, args: argparse.Nam
         await store.aclose()
 
 
+def run_triage(settings: GatewaySettingsBase, args: argparse.Namespace) -> int:
+    from service.triage_cli import run
+
+    try:
+        stage = build_triage(settings, Path(args.rules) if args.rules else None)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return 2
+    if stage is None:
+        print("error: triage is turned off ([triage] enabled = false)", file=sys.stderr)
+        return 2
+    with contextlib.ExitStack() as files:
+        source = (
+            files.enter_context(open(args.input, encoding="utf-8")) if args.input else sys.stdin
+        )
+        sink = (
+            files.enter_context(open(args.output, "w", encoding="utf-8"))
+            if args.output
+            else sys.stdout
+        )
+        return run(stage, source, sink, show=args.explain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="complaint-gateway",
@@ -502,6 +541,13 @@ def build_parser() -> argparse.ArgumentParser:
     qp.add_argument(
         "--raw", action="store_true", help="show bodies unmasked (phone numbers, OpenIDs...)"
     )
+    tr = sub.add_parser(
+        "triage", parents=[common], help="label complaint records (JSON Lines) as the gateway would"
+    )
+    tr.add_argument("--input", help="records to read (default: standard input)")
+    tr.add_argument("--output", help="where the labelled records go (default: standard output)")
+    tr.add_argument("--rules", help="a rules file to try instead of the configured one")
+    tr.add_argument("--explain", action="store_true", help="print each record's reasons")
     nt = sub.add_parser(
         "notifications", parents=[common], help="status notifications: dead letters, resends"
     )
@@ -553,6 +599,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.command == "check-config":
         problems = notification_problems(settings, registry)
+        try:
+            build_triage(settings)
+        except ConfigError as exc:
+            problems += exc.problems
         if problems:
             _print_problems(ConfigError(problems))
             return 2
@@ -591,6 +641,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "notifications":
         return asyncio.run(manage_notifications(settings, args))
+    if args.command == "triage":
+        return run_triage(settings, args)
     return 2
 
 

@@ -1,6 +1,8 @@
 """``python -m schemas`` writes the JSON Schemas beside this file.
 
-``complaint_record.schema.json`` is the stream's record; ``status_update.schema.json``
+``complaint_record.schema.json`` is the stream's record (now 1.1);
+``complaint_record.v1.schema.json`` is version 1 as published, kept for consumers
+that still validate against it and never regenerated. ``status_update.schema.json``
 is what ticket systems send back (``complaint-status.v1``, ``POST /status``).
 """
 
@@ -17,7 +19,7 @@ from schemas.status import StatusUpdate
 SCHEMAS: dict[Path, tuple[type[BaseModel], str]] = {
     Path(__file__).with_name("complaint_record.schema.json"): (
         ComplaintRecord,
-        "https://complaint-gateway.dev/schemas/complaint_record.v1.json",
+        "https://complaint-gateway.dev/schemas/complaint_record.v1.1.json",
     ),
     Path(__file__).with_name("status_update.schema.json"): (
         StatusUpdate,

@@ -24,7 +24,9 @@ from pydantic import (
     WithJsonSchema,
 )
 
-SCHEMA_VERSION: Literal["1"] = "1"
+SCHEMA_VERSION: Literal["1.1"] = "1.1"
+#: Versions a record may carry: 1.1 adds ``triage``; a v1 record (no triage) still reads.
+SchemaVersion = Literal["1", "1.1"]
 
 #: Channel ids are open (a plugin may add one) but must look like an identifier.
 CHANNEL_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -164,11 +166,21 @@ class Dedupe(_Model):
     duplicate_of: str | None = Field(None, description="record_id this record repeats, if any.")
 
 
+class Triage(_Model):
+    """Why the record has its category, priority and expectations (schema 1.1)."""
+
+    reasons: tuple[str, ...] = Field(
+        default=(),
+        description="The rules that fired, in words a supervisor reads: P1: 安全隐患「插座烧黑」.",
+    )
+    ruleset_version: str = Field(description="The version of the rules file that labelled it.")
+
+
 class ComplaintRecord(_Model):
     """One customer complaint, whatever channel it came through."""
 
     record_id: str = Field(description="Deterministic id: same source message, same id.")
-    schema_version: Literal["1"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     received_at: UtcDatetime = Field(description="When the gateway received it (UTC).")
     occurred_at: UtcDatetime | None = Field(
         None, description="When the customer wrote or called, if the channel says."
@@ -187,6 +199,9 @@ class ComplaintRecord(_Model):
     )
     source: Source
     dedupe: Dedupe
+    triage: Triage | None = Field(
+        None, description="How category, priority and expectations were set (1.1; none in 1)."
+    )
 
     def to_json_bytes(self) -> bytes:
         return self.model_dump_json().encode("utf-8")

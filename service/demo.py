@@ -682,9 +682,10 @@ def _stream_table(path: Path, sink: str) -> Table:
         "record",
         "channel",
         "customer",
+        "category",
         "prio",
         "expects",
-        "received by",
+        "why (triage)",
         "description",
     ):
         table.add_column(column, overflow="fold")
@@ -696,9 +697,10 @@ def _stream_table(path: Path, sink: str) -> Table:
             record["record_id"][:8] + "…",
             f"{record['channel']}\n{record['channel_detail']}",
             mask_id(record["customer"]["id"]),
+            record["category"]["code"],
             record["priority"],
             ", ".join(record["expectations"]) or "-",
-            record["received_by"],
+            "\n".join((record.get("triage") or {}).get("reasons", ())[:3]) or "-",
             (record["description"] or "(no words: see attachments)")[:60],
         )
     return table

@@ -38,6 +38,7 @@ class Intake:
         metrics: GatewayMetrics,
         on_accepted: Callable[[], None] = lambda: None,
         on_ignored: Callable[[NotAComplaint], Awaitable[None]] | None = None,
+        stage: Callable[[ComplaintRecord], ComplaintRecord] | None = None,
     ) -> None:
         self._normalizers = normalizers
         self._dedupe = dedupe
@@ -46,6 +47,8 @@ class Intake:
         self._on_accepted = on_accepted
         #: awaited before the event is acknowledged (a WeChat unsubscribe becomes an opt-out)
         self._on_ignored = on_ignored
+        #: labels a new record (triage) before it is stored; duplicates skip it
+        self._stage = stage
 
     def normalize(self, event: RawEvent) -> ComplaintRecord | NotAComplaint:
         normalizer = self._normalizers[event.connector]
@@ -59,6 +62,16 @@ class Intake:
                 f"cannot map this {event.connector} message ({type(exc).__name__})",
                 "normalizer_error",
             ) from exc
+
+    def _triage(self, record: ComplaintRecord) -> ComplaintRecord:
+        """The staged record; a stage that fails keeps the record as normalized, never loses it."""
+        if self._stage is None:
+            return record
+        try:
+            return self._stage(record)
+        except Exception:
+            log.exception("triage failed for %s; stored as normalized", record.record_id)
+            return record
 
     async def accept(self, events: Sequence[RawEvent]) -> list[Outcome]:
         """Take a webhook's events in, all or nothing.
@@ -126,7 +139,7 @@ class Intake:
                 self._metrics.duplicates.labels(event.connector).inc()
                 outcomes.append(Outcome("duplicate", record_id=first))
                 continue
-            fresh.append((len(outcomes), key, event, result))
+            fresh.append((len(outcomes), key, event, self._triage(result)))
             outcomes.append(None)
 
         if fresh or cursor is not None or quarantine:

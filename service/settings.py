@@ -120,6 +120,15 @@ class DedupeSettings(_Section):
     )
 
 
+class TriageSettings(_Section):
+    enabled: bool = Field(
+        True, description="Label category, priority and expectations before the outbox."
+    )
+    rules: Path | None = Field(
+        None, description="A rules file (TOML) instead of the shipped one: triage/rules.toml."
+    )
+
+
 class JsonLinesSettings(_Section):
     path: Path | None = Field(None, description="Default: <data_dir>/complaints.jsonl.")
 
@@ -138,6 +147,7 @@ class GatewaySettingsBase(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     outbox: OutboxSettings = OutboxSettings()
     dedupe: DedupeSettings = DedupeSettings()
+    triage: TriageSettings = TriageSettings()
     jsonl: JsonLinesSettings = JsonLinesSettings()
     notifications: NotificationSettings = NotificationSettings()
     connectors: Any = None

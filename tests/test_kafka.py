@@ -266,7 +266,7 @@ async def test_records_are_keyed_by_customer_in_order_with_headers(
         assert message.headers == {
             "record_id": record["record_id"].encode(),
             "channel": record["channel"].encode(),
-            "schema_version": b"1",
+            "schema_version": b"1.1",
             "content-type": b"application/json",
         }
     found = by_record_id(messages)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -37,7 +38,7 @@ def minimal(**fields: object) -> dict[str, object]:
 def test_times_are_rfc3339_utc_and_defaults_are_filled() -> None:
     data = json.loads(ComplaintRecord.model_validate(minimal()).model_dump_json())
     assert data["received_at"] == "2026-11-23T02:15:00Z"
-    assert data["schema_version"] == "1" and data["priority"] == "P3"
+    assert data["schema_version"] == "1.1" and data["priority"] == "P3"
     assert data["category"] == {"code": "other", "label": "其他"}
     assert data["product"] == {"sku": None, "name": None, "order_id": None, "amount_cny": None}
 
@@ -130,3 +131,26 @@ def test_a_store_amount_keeps_its_value() -> None:
     record = StoreNormalizer().normalize(store_submission("12.5"))
     assert isinstance(record, ComplaintRecord)
     assert json.loads(record.model_dump_json())["product"]["amount_cny"] == "12.50"
+
+
+def test_a_version_1_record_still_reads_and_its_schema_stays_published() -> None:
+    v1 = json.loads(
+        (Path(__file__).parent.parent / "schemas/complaint_record.v1.schema.json").read_text()
+    )
+    assert v1["properties"]["schema_version"]["const"] == "1"
+    assert "triage" not in v1["properties"]
+    record = ComplaintRecord.model_validate(
+        {
+            "record_id": record_id_for("wechat", "1"),
+            "schema_version": "1",
+            "received_at": "2026-11-23T02:15:00Z",
+            "channel": "wechat",
+            "channel_detail": "官方公众号消息",
+            "customer": {"id": "wechat:oAbc"},
+            "description": "水壶漏水",
+            "received_by": "gateway/wechat",
+            "source": {"connector": "wechat"},
+            "dedupe": {"fingerprint": "f"},
+        }
+    )
+    assert record.schema_version == "1" and record.triage is None

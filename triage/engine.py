@@ -1,0 +1,265 @@
+"""Triage: the category, priority and expectations of a complaint, and the reasons why.
+
+:class:`Triage` is built once from a :class:`~triage.ruleset.Ruleset` (it
+compiles every pattern then) and is a pure function afterwards: no I/O, no
+clock, the same verdict for the same input. It reads the customer's words and
+what the channel knows (the customer's tier, the order amount, whether the
+contact repeats an open complaint, whether a batch of customers report the
+same failure).
+
+* Category: each category's patterns add their weight (each distinct word
+  once; negative weights count against). Words after a focus cue
+  (``最重要的是``, ``是因为``) weigh ``focus_multiplier`` times; a voiced remedy
+  adds ``remedy_bonus`` to the categories it targets that already have evidence.
+  The highest score wins, a tie goes to the category listed first in
+  :data:`~triage.ruleset.CATEGORY_CODES`; below ``min_score`` it is ``other``.
+* Priority: every trigger that fires gives a level and a reason; the highest
+  level wins (P1 over P2 over P3 over P4). Nothing fired: P3.
+* Expectations: the rows of the expectations table whose phrases are voiced
+  and not declined (``不要退款``); in the schema's order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import cast
+
+from schemas.record import Category, ComplaintRecord, Expectation, Priority
+from triage.amounts import find_amounts
+from triage.patterns import Hit, NegationCues, PatternGroup
+from triage.ruleset import CATEGORY_CODES, EXPECTATIONS, Ruleset
+from triage.text import Homophones, fold, simplify
+
+_QUOTED_WORDS = 3
+_LONGEST_QUOTE = 16
+_RANK: dict[str, int] = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class TriageResult:
+    """The verdict; ``reasons`` name the words that decided it, winning priority first."""
+
+    category_code: str
+    category_label: str
+    priority: Priority
+    expectations: tuple[Expectation, ...]
+    reasons: tuple[str, ...]
+    ruleset_version: str
+
+    @property
+    def category(self) -> Category:
+        return Category(code=self.category_code, label=self.category_label)
+
+
+class Triage:
+    """The rules of one ruleset, compiled; :meth:`triage` labels a record."""
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        self.ruleset = ruleset
+        negation = ruleset.negation
+        self._homophones = Homophones(ruleset.homophones)
+        facts = NegationCues(negation.cues, negation.exceptions, negation.max_gap)
+        wishes = NegationCues(
+            (*negation.cues, *negation.wish_cues), negation.exceptions, negation.max_gap
+        )
+        order = {code: index for index, code in enumerate(CATEGORY_CODES)}
+        self._categories = tuple(
+            (category.code, PatternGroup(category.patterns, facts))
+            for category in sorted(ruleset.categories, key=lambda c: order[c.code])
+        )
+        self._labels = {category.code: category.label for category in ruleset.categories}
+        self._focus = _any_of(ruleset.scoring.focus_cues)
+        # All triggers are scanned as one group, the higher levels first, so a
+        # position two triggers share goes to the higher one.
+        self._triggers = tuple(sorted(ruleset.triggers, key=lambda t: _RANK[t.priority]))
+        self._trigger_of = tuple(i for i, t in enumerate(self._triggers) for _ in t.patterns)
+        self._trigger_hits = PatternGroup(
+            [pattern for trigger in self._triggers for pattern in trigger.patterns], facts
+        )
+        self._vetoes = tuple(_any_of(t.unless_anywhere) for t in self._triggers)
+        rows = ruleset.expectations
+        self._gives_of = tuple(row.gives for row in rows for _ in row.patterns)
+        self._expectation_hits = PatternGroup(
+            [pattern for row in rows for pattern in row.patterns], wishes
+        )
+        self._not_paid = _any_of(ruleset.high_value.not_paid)
+        self._not_order_value = _any_of(ruleset.high_value.not_order_value)
+
+    @property
+    def version(self) -> str:
+        return self.ruleset.version
+
+    def triage(
+        self, record: ComplaintRecord, *, repeated: bool = False, batch: bool = False
+    ) -> TriageResult:
+        """The verdict on a record: its description, customer tier and order amount."""
+        return self.triage_text(
+            record.description,
+            tier=record.customer.tier,
+            amount_cny=record.product.amount_cny,
+            repeated=repeated,
+            batch=batch,
+        )
+
+    def triage_text(
+        self,
+        description: str,
+        *,
+        tier: str | None = None,
+        amount_cny: Decimal | None = None,
+        repeated: bool = False,
+        batch: bool = False,
+    ) -> TriageResult:
+        """The verdict on the customer's words and what the channel knows about them.
+
+        ``repeated``: the contact is at least the second about the same open issue;
+        ``batch``: other customers report the same failure.
+        """
+        simplified = simplify(description)
+        text = fold(simplified, self._homophones)
+        expectations, expectation_reasons = self._voiced(text)
+        code, category_reason = self._category(text, expectations)
+        fired = self._priorities(text, simplified, code, tier, amount_cny, repeated, batch)
+        fired.extend(self._improvement_only(code, expectations))
+        fired.sort(key=lambda level_reason: _RANK[level_reason[0]])
+        priority: Priority = fired[0][0] if fired else "P3"
+        priority_reasons = [reason for _, reason in fired] or ["P3: 未命中 P1/P2/P4 规则（默认）"]
+        return TriageResult(
+            category_code=code,
+            category_label=self._labels.get(code, code),
+            priority=priority,
+            expectations=expectations,
+            reasons=(*priority_reasons, category_reason, *expectation_reasons),
+            ruleset_version=self.ruleset.version,
+        )
+
+    def _voiced(self, text: str) -> tuple[tuple[Expectation, ...], list[str]]:
+        words: dict[str, list[str]] = {}
+        for hit in self._expectation_hits.hits(text):
+            for expectation in self._gives_of[hit.rule]:
+                words.setdefault(expectation, []).append(hit.words)
+        voiced = tuple(cast(Expectation, e) for e in EXPECTATIONS if e in words)
+        return voiced, [f"期望 {e}: {_quote(words[e])}" for e in voiced]
+
+    def _category(self, text: str, expectations: Sequence[str]) -> tuple[str, str]:
+        scoring = self.ruleset.scoring
+        focus = [(cue.end(), _sentence_end(text, cue.end())) for cue in self._focus.finditer(text)]
+        targeted = {
+            code
+            for e in expectations
+            for code in scoring.remedy_targets.get(cast(Expectation, e), ())
+        }
+        best: tuple[int, str, list[Hit], bool] | None = None
+        for code, group in self._categories:
+            found = group.hits(text)
+            if not found:
+                continue
+            score, hits, stressed = _score(found, focus, scoring.focus_multiplier)
+            if score > 0 and code in targeted:
+                score += scoring.remedy_bonus
+            if score >= scoring.min_score and (best is None or score > best[0]):
+                best = (score, code, hits, stressed)
+        if best is None:
+            return "other", "类别 other: 未命中类别规则"
+        score, code, hits, stressed = best
+        positive = sorted((h for h in hits if h.weight > 0), key=lambda h: (-h.weight, h.start))
+        emphasis = "（客户强调）" if stressed else ""
+        return code, f"类别 {code}: {_quote(h.words for h in positive)}{emphasis}"
+
+    def _priorities(
+        self,
+        text: str,
+        simplified: str,
+        code: str,
+        tier: str | None,
+        amount_cny: Decimal | None,
+        repeated: bool,
+        batch: bool,
+    ) -> list[tuple[Priority, str]]:
+        signals, high_value = self.ruleset.signals, self.ruleset.high_value
+        fired: list[tuple[Priority, str]] = []
+        if batch:
+            fired.append((signals.batch, f"{signals.batch}: 批量问题（渠道的批量信号）"))
+        by_trigger: dict[int, list[str]] = {}
+        for hit in self._trigger_hits.hits(text):
+            by_trigger.setdefault(self._trigger_of[hit.rule], []).append(hit.words)
+        for index, words in sorted(by_trigger.items()):
+            trigger, veto = self._triggers[index], self._vetoes[index]
+            if trigger.when_tier_unknown and tier is not None:
+                continue
+            if trigger.categories and code not in trigger.categories:
+                continue
+            if veto.search(text):
+                continue
+            fired.append((trigger.priority, f"{trigger.priority}: {trigger.reason}{_quote(words)}"))
+        if tier == "vip":
+            fired.append((signals.vip_tier, f"{signals.vip_tier}: VIP 客户（渠道会员等级）"))
+        threshold = Decimal(high_value.threshold_cny)
+        if amount_cny is not None and amount_cny >= threshold:
+            level = high_value.priority
+            fired.append((level, f"{level}: 高价值订单 {_yuan(amount_cny)} 元"))
+        paid = [
+            amount
+            for amount in find_amounts(simplified)
+            if amount.yuan >= threshold
+            and not self._not_paid.search(amount.context)
+            and not self._not_order_value.search(amount.context)
+        ]
+        if paid:
+            top = max(paid, key=lambda amount: amount.yuan)
+            level = high_value.priority
+            fired.append((level, f"{level}: 高价值 {_yuan(top.yuan)} 元「{top.quote}」"))
+        if repeated:
+            fired.append((signals.repeated, f"{signals.repeated}: 重复投诉（渠道标记）"))
+        return fired
+
+    def _improvement_only(
+        self, code: str, expectations: Sequence[str]
+    ) -> Iterable[tuple[Priority, str]]:
+        rule = self.ruleset.improvement_only
+        if expectations and set(expectations) <= set(rule.expectations):
+            if code in rule.categories:
+                yield rule.priority, f"{rule.priority}: 仅提改进建议（类别 {code}）"
+
+
+def _any_of(patterns: Sequence[str]) -> re.Pattern[str]:
+    """Plain patterns (cues, vetoes) as one regex; none at all never matches."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
+
+
+def _score(
+    hits: Sequence[Hit], focus: Sequence[tuple[int, int]], multiplier: int
+) -> tuple[int, list[Hit], bool]:
+    """Each distinct word once; words inside a focus span weigh ``multiplier`` times."""
+    score, seen, counted, stressed = 0, set(), [], False
+    for hit in hits:
+        if hit.words in seen:
+            continue
+        seen.add(hit.words)
+        counted.append(hit)
+        in_focus = hit.weight > 0 and any(low <= hit.start < high for low, high in focus)
+        stressed = stressed or in_focus
+        score += hit.weight * (multiplier if in_focus else 1)
+    return score, counted, stressed
+
+
+def _sentence_end(text: str, position: int) -> int:
+    end = text.find("。", position)
+    return len(text) if end < 0 else end
+
+
+def _quote(words: Iterable[str]) -> str:
+    """The first few distinct words, each cut to a readable length: 「插座烧黑」「焦味」."""
+    distinct = list(dict.fromkeys(words))[:_QUOTED_WORDS]
+    return "".join(
+        f"「{word if len(word) <= _LONGEST_QUOTE else word[: _LONGEST_QUOTE - 1] + '…'}」"
+        for word in distinct
+    )
+
+
+def _yuan(amount: Decimal) -> str:
+    """``4599`` for 4599.00, ``4599.5`` for 4599.50: how a supervisor writes it."""
+    return format(amount.normalize(), "f")
