@@ -349,8 +349,6 @@ class Dispatcher:
         attempts_done: int | None = None,
     ) -> None:
         following = follow_up(job, now) if fallback else None
-        if state == "skipped" and following is None and status != "skipped":
-            state = "dead"
         provider = notifier.name if notifier else ""
         body = outcome_json(
             record_id=job.record_id,

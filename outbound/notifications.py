@@ -17,6 +17,7 @@ after ``resolved``. Timers live in the store, so they fire after a restart.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -30,6 +31,7 @@ from outbound.outcomes import outcome_json
 from outbound.planner import Planner, StatusRejected
 from outbound.settings import NotificationSettings
 from outbound.state import Applied, NotificationStore, TimerKind
+from outbox.sqlite import OutboxEntry
 from schemas.status import StatusUpdate
 from service.clock import Clock
 
@@ -216,8 +218,6 @@ class OutcomePublisher:
         self.clock = clock
 
     async def drain(self, batch_size: int = 500) -> int:
-        from outbox.sqlite import OutboxEntry
-
         total = 0
         while outcomes := await self.store.unpublished(batch_size):
             await self.sink.publish(
@@ -242,8 +242,6 @@ def reference_of(record_id: str) -> str:
 
 
 def _record_id_of(value: bytes) -> str:
-    import json
-
     try:
         record_id = json.loads(value).get("record_id")
     except (ValueError, AttributeError):
