@@ -43,13 +43,20 @@ async def running_providers() -> AsyncIterator[tuple[FakeProviders, str]]:
     """The fake providers served by uvicorn; yields them and their base URL."""
     fake, server, port = _serving()
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(10):  # a port taken meanwhile ends the task: raise, not wait
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError(f"the fake providers could not listen on {port}")
+            await asyncio.sleep(0.01)
     try:
         yield fake, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await task
+        try:
+            await asyncio.wait_for(task, 10)
+        except TimeoutError:  # a connection that will not close must not hang the suite
+            server.force_exit = True
 
 
 @contextlib.contextmanager
