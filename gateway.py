@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 
 from connectors.base import Connector, WebhookConnector
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, StateUnavailable
 from connectors.polling import PollingConnector
-from dedupe.store import MemoryDedupeStore
+from dedupe.state import DedupeStore
 from outbound.base import Notifier
 from outbound.directory import Directory
 from outbound.dispatch import Dispatcher
@@ -44,11 +44,13 @@ from service.board import ConnectorBoard, ConnectorState
 from service.clock import Clock, SystemClock
 from service.http import ASGIApp, WebhookServer
 from service.intake import Intake
+from service.linking_stage import LinkingStage
 from service.logs import configure_logging, mask_text
 from service.metrics import GatewayMetrics
 from service.polling import PollRunner
 from service.registry import Registry, RegistryError
 from service.settings import GatewaySettingsBase, load_settings
+from service.state import open_state
 from service.status_http import StatusEndpoint
 from service.triage_stage import TriageStage
 from triage.engine import Triage
@@ -79,7 +81,7 @@ class Gateway:
     sink: Sink
     publisher: Publisher
     metrics: GatewayMetrics
-    dedupe: MemoryDedupeStore
+    dedupe: DedupeStore
     connectors: dict[str, Connector]
     board: ConnectorBoard
     runners: dict[str, PollRunner]
@@ -246,9 +248,8 @@ async def running_gateway(
         stack.push_async_callback(sink.aclose)
         metrics = GatewayMetrics(lambda: outbox.pending)
 
-        window = timedelta(seconds=settings.dedupe.window_seconds)
-        dedupe = MemoryDedupeStore(clock, window)
-        warmed = dedupe.warm(await outbox.recent_keys(clock.now() - window))
+        state = await open_state(settings, clock, outbox, stack)
+        dedupe = state.dedupe
 
         publisher = Publisher(
             outbox,
@@ -280,6 +281,8 @@ async def running_gateway(
             outcome_sink=outcome_sink,
         )
         stage = build_triage(settings)
+        if notifications is not None and state.linker is not None:
+            notifications.desk.on_resolved = state.linker.index.close
         intake = Intake(
             registry.normalizers,
             dedupe,
@@ -288,6 +291,7 @@ async def running_gateway(
             publisher.notify,
             on_ignored=notifications.desk.follow if notifications else None,
             stage=stage.apply if stage else None,
+            link=LinkingStage(state.linker).apply if state.linker else None,
         )
         status = None
         if notifications is not None:
@@ -300,7 +304,16 @@ async def running_gateway(
                 settings.http.max_body_bytes,
             ).handle
         server = WebhookServer(
-            webhooks, intake, outbox, sink, metrics, clock, settings.http, board, status
+            webhooks,
+            intake,
+            outbox,
+            sink,
+            metrics,
+            clock,
+            settings.http,
+            board,
+            status,
+            state_check=state.check,
         )
         task = asyncio.create_task(publisher.run(), name="publisher")
 
@@ -332,11 +345,14 @@ async def running_gateway(
 
         stack.push_async_callback(stop_pollers)
         log.info(
-            "gateway ready: channels %s, sink %s, %d pending in outbox, %d dedupe keys warmed",
+            "gateway ready: channels %s, sink %s, %d pending in outbox, state %s"
+            " (%d dedupe keys, %d linking entries warmed)",
             ", ".join(connectors) or "(none configured)",
             sink.name,
             outbox.pending,
-            warmed,
+            state.backend,
+            state.warmed_keys,
+            state.warmed_entries,
         )
         yield Gateway(
             settings,
@@ -492,17 +508,17 @@ async def manage_notifications(settings: GatewaySettingsBase, args: argparse.Nam
 
 
 def run_triage(settings: GatewaySettingsBase, args: argparse.Namespace) -> int:
-    from service.triage_cli import run
+    from service.state import link_settings
+    from service.triage_cli import OfflineState, run
 
     try:
         stage = build_triage(settings, Path(args.rules) if args.rules else None)
     except ConfigError as exc:
         _print_problems(exc)
         return 2
-    if stage is None:
-        print("error: triage is turned off ([triage] enabled = false)", file=sys.stderr)
-        return 2
+    state = OfflineState(Path(args.state) if args.state else None, link_settings(settings))
     with contextlib.ExitStack() as files:
+        files.callback(state.close)
         source = (
             files.enter_context(open(args.input, encoding="utf-8")) if args.input else sys.stdin
         )
@@ -511,7 +527,7 @@ def run_triage(settings: GatewaySettingsBase, args: argparse.Namespace) -> int:
             if args.output
             else sys.stdout
         )
-        return run(stage, source, sink, show=args.explain)
+        return asyncio.run(run(stage, state, source, sink, show=args.explain))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -542,12 +558,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw", action="store_true", help="show bodies unmasked (phone numbers, OpenIDs...)"
     )
     tr = sub.add_parser(
-        "triage", parents=[common], help="label complaint records (JSON Lines) as the gateway would"
+        "triage",
+        parents=[common],
+        help="label and link complaint records (JSON Lines) as the gateway would",
     )
     tr.add_argument("--input", help="records to read (default: standard input)")
     tr.add_argument("--output", help="where the labelled records go (default: standard output)")
     tr.add_argument("--rules", help="a rules file to try instead of the configured one")
     tr.add_argument("--explain", action="store_true", help="print each record's reasons")
+    tr.add_argument(
+        "--state",
+        help="identity map and link index file to carry on from and keep (default: a fresh"
+        " temporary one)",
+    )
     nt = sub.add_parser(
         "notifications", parents=[common], help="status notifications: dead letters, resends"
     )
@@ -621,7 +644,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration is valid: channels {enabled}; stream to {sink}{notifying}")
         return 0
     if args.command == "serve":
-        _run(serve(settings, registry))
+        try:
+            _run(serve(settings, registry))
+        except StateUnavailable as exc:  # the shared state is down: say so, not a traceback
+            print(f"error: cannot start: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "replay":
         if not (args.record_id or args.since or args.until):

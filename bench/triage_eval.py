@@ -14,6 +14,9 @@ cost of one record's triage, measured over repeated passes in this process
 next to the cost of validating the same record (pydantic), the baseline.
 
     .venv/bin/python bench/triage_eval.py [--split test|tune|all] [--rules F] [--json F] [--misses]
+                                          [--markdown]
+
+``--markdown`` prints the figures as a Markdown section for ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -126,12 +129,50 @@ def cost(stage: TriageStage, records: list[ComplaintRecord], passes: int = 7) ->
     }
 
 
+_HEADLINE = (
+    ("category accuracy", "category_accuracy"),
+    ("priority accuracy", "priority_accuracy"),
+    ("P1 recall", "p1_recall"),
+    ("P1 precision", "p1_precision"),
+    ("expectations F1", "expectations_f1"),
+    ("tricky items: category accuracy", "tricky_category_accuracy"),
+    ("tricky items: priority accuracy", "tricky_priority_accuracy"),
+)
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    """The figures as a Markdown section: headline, per-category table, cost."""
+    lines = [
+        f"### Triage, {figures['split']} split ({figures['items']} items, "
+        f"ruleset {figures['ruleset_version']})",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        *(f"| {name} | {figures[key]:.3f} |" for name, key in _HEADLINE),
+        "",
+        "| category | support | precision | recall |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| `{code}` | {row['support']} | {row['precision']:.2f} | {row['recall']:.2f} |"
+            for code, row in figures["per_category"].items()
+        ),
+        "",
+        f"Cost: {figures['triage_us_per_record']:.1f} µs per record for triage, "
+        f"{figures['validate_us_per_record']:.1f} µs to validate the same record "
+        f"(ratio {figures['ratio_triage_to_validate']:.2f}).",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--split", choices=("test", "tune", "all"), default="test")
     parser.add_argument("--rules", type=Path, help="a rules file instead of the shipped one")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--misses", action="store_true", help="list every mislabelled item")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print a Markdown section for bench/RESULTS.md"
+    )
     args = parser.parse_args(argv)
 
     items = [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line.strip()]
@@ -146,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     figures = score(items, records) | cost(stage, records)
     figures["split"] = args.split
     figures["ruleset_version"] = stage.rules.ruleset.version
+    if args.markdown:
+        print(markdown(figures))
+        if args.json:
+            args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
+        return 0
     print(f"split {args.split}: {figures['items']} items, ruleset {figures['ruleset_version']}")
     for key in (
         "category_accuracy",

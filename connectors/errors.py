@@ -171,5 +171,13 @@ class OutboxUnavailable(GatewayError):
     """The durable outbox could not take the record; the webhook is answered 503."""
 
 
+class StateUnavailable(GatewayError):
+    """The shared dedupe, identity or linking state (Redis) cannot be reached.
+
+    A webhook is then answered 503 so the platform retries, rather than taking
+    a message in without knowing whether it is a redelivery.
+    """
+
+
 class SinkUnavailable(GatewayError):
     """The stream sink did not acknowledge a batch; the publisher retries it."""

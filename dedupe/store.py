@@ -1,9 +1,11 @@
 """Exact-duplicate memory: which source messages were already taken in.
 
-The pipeline asks :meth:`DedupeStore.seen` before writing a record to the
+The pipeline asks :meth:`DedupeStore.claim` before writing a record to the
 outbox and calls :meth:`DedupeStore.remember` only after the outbox write is
 durable, so a crash in between can cause a redelivery to be checked again
-(the outbox's unique ``record_id`` then absorbs it), never a loss.
+(the outbox's unique ``record_id`` then absorbs it), never a loss. The
+contract is in :mod:`dedupe.state`; the shared (Redis) store is
+:mod:`dedupe.redis_state`.
 """
 
 from __future__ import annotations
@@ -11,19 +13,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Protocol
 
+from dedupe.state import DedupeStore
 from service.clock import Clock
 
-
-class DedupeStore(Protocol):
-    async def seen(self, key: str) -> str | None:
-        """The record_id first taken in under ``key`` within the window, else None."""
-        ...
-
-    async def remember(self, key: str, record_id: str, at: datetime) -> None:
-        """Note that ``key`` was taken in as ``record_id`` at ``at``."""
-        ...
+__all__ = ["DedupeStore", "MemoryDedupeStore"]
 
 
 class MemoryDedupeStore:
@@ -62,9 +56,18 @@ class MemoryDedupeStore:
             self._keys.popitem(last=False)
 
     async def seen(self, key: str) -> str | None:
+        """The record_id first taken in under ``key`` within the window, else None."""
         self._expire()
         hit = self._keys.get(key)
         return hit[0] if hit else None
+
+    async def claim(self, key: str, record_id: str) -> str | None:
+        # one process: two requests racing on one message both reach the
+        # outbox, whose unique record_id keeps one
+        return await self.seen(key)
+
+    async def release(self, key: str, record_id: str) -> None:
+        return None
 
     async def remember(self, key: str, record_id: str, at: datetime) -> None:
         self._put(key, record_id, at)

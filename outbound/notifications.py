@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -60,6 +60,8 @@ class Notifications:
         self.directory = directory
         self.clock = clock
         self.wake = wake
+        #: told when a complaint is resolved (the linker closes the incident)
+        self.on_resolved: Callable[[str, datetime], Awaitable[None]] | None = None
 
     async def accept(self, update: StatusUpdate) -> Applied:
         contact = await self.store.contact(update.record_id)
@@ -87,6 +89,8 @@ class Notifications:
             )
         if applied.added:
             self.wake()
+        if update.node == "resolved" and self.on_resolved is not None:
+            await self.on_resolved(update.record_id, update.occurred_at)
         return applied
 
     async def accept_from_stream(self, value: bytes) -> None:
@@ -216,15 +220,21 @@ class OutcomePublisher:
         self.store = store
         self.sink = sink
         self.clock = clock
+        #: one drain at a time: the loop's and a last one at shutdown would publish a batch twice
+        self._draining = asyncio.Lock()
 
     async def drain(self, batch_size: int = 500) -> int:
         total = 0
-        while outcomes := await self.store.unpublished(batch_size):
-            await self.sink.publish(
-                [OutboxEntry(o.seq, o.record_id, "", o.record_id, "", o.body) for o in outcomes]
-            )
-            await self.store.mark_published([o.seq for o in outcomes], self.clock.now())
-            total += len(outcomes)
+        async with self._draining:
+            while outcomes := await self.store.unpublished(batch_size):
+                await self.sink.publish(
+                    [
+                        OutboxEntry(o.seq, o.record_id, "", o.record_id, "", o.body)
+                        for o in outcomes
+                    ]
+                )
+                await self.store.mark_published([o.seq for o in outcomes], self.clock.now())
+                total += len(outcomes)
         return total
 
     async def run(self, interval: float = 0.5) -> None:

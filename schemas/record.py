@@ -163,7 +163,22 @@ class Source(_Model):
 
 class Dedupe(_Model):
     fingerprint: str = Field(description="Content fingerprint used to link repeated reports.")
-    duplicate_of: str | None = Field(None, description="record_id this record repeats, if any.")
+    duplicate_of: str | None = Field(
+        None,
+        description="The record_id of the first report of the open incident this record "
+        "repeats (still published: attach it to that ticket).",
+    )
+    reason: str | None = Field(
+        None, description="Why it was linked (1.1): 同一订单号, 同一顾客、同一问题…"
+    )
+    score: float | None = Field(
+        None, ge=0, le=1, description="How strong the evidence for the link is (1.1)."
+    )
+    batch: str | None = Field(
+        None,
+        description="Cluster id when several different customers report the same fault of "
+        "the same product in the window (1.1): a batch signal, escalated as P1.",
+    )
 
 
 class Triage(_Model):

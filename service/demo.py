@@ -280,7 +280,7 @@ def _steps(wechat: WeChatSender, store: StoreSender, bad_wechat: WeChatSender) -
     )
     late = wechat_text(
         a,
-        "你好，我上周买的电饭煲（订单 88213344）用了两次就坏了，屏幕显示E3，要求退货退款！",
+        "你好，我上周买的电饭煲（订单 882133440917）用了两次就坏了，屏幕显示E3，要求退货退款！",
         24201000000000001,
         now - 40,
     )
@@ -407,6 +407,53 @@ def _steps(wechat: WeChatSender, store: StoreSender, bad_wechat: WeChatSender) -
             None,
             store.sign(body, now + 3),
             body,
+        )
+    )
+    # the same kettle fault from two more customers: the third report raises a batch signal
+    for number, (store_id, phone, words) in enumerate(
+        (
+            ("HZ0021", "13600001111", "买的电热水壶烧水时底座渗水，桌子都湿了。"),
+            ("GZ0105", "13700002222", "热水壶用了一周就漏水，要求退货。"),
+        ),
+        2,
+    ):
+        same_fault = store.body(
+            {
+                "submission_id": f"{store_id}-20261123-000{number}",
+                "store_id": store_id,
+                "customer": {"phone": phone},
+                "order": {"sku": "KTL-2201", "product_name": "不锈钢电热水壶"},
+                "text": words,
+            }
+        )
+        label = "Same kettle fault, another customer"
+        steps.append(
+            Step(
+                label if number == 2 else f"{label}: the third makes a batch signal (P1)",
+                "POST",
+                "/webhooks/store",
+                None,
+                store.sign(same_fault, now),
+                same_fault,
+            )
+        )
+    # the WeChat customer walks into a store about the same order: linked, not a new ticket
+    again = store.body(
+        {
+            "submission_id": "SH0012-20261123-0009",
+            "store_id": "SH0012",
+            "customer": {"phone": "13500003333"},
+            "text": "顾客说公众号上投诉过：电饭煲显示E3，订单号 8821 3344 0917，还没人处理。",
+        }
+    )
+    steps.append(
+        Step(
+            "Store visit about the WeChat order: linked to it",
+            "POST",
+            "/webhooks/store",
+            None,
+            store.sign(again, now),
+            again,
         )
     )
     walk_in = store.body(
@@ -686,6 +733,7 @@ def _stream_table(path: Path, sink: str) -> Table:
         "prio",
         "expects",
         "why (triage)",
+        "linked",
         "description",
     ):
         table.add_column(column, overflow="fold")
@@ -701,9 +749,19 @@ def _stream_table(path: Path, sink: str) -> Table:
             record["priority"],
             ", ".join(record["expectations"]) or "-",
             "\n".join((record.get("triage") or {}).get("reasons", ())[:3]) or "-",
+            _linked(record.get("dedupe") or {}),
             (record["description"] or "(no words: see attachments)")[:60],
         )
     return table
+
+
+def _linked(dedupe: dict[str, Any]) -> str:
+    parts = []
+    if dedupe.get("duplicate_of"):
+        parts.append(f"repeats {dedupe['duplicate_of'][:8]}…\n{dedupe.get('reason') or ''}")
+    if dedupe.get("batch"):
+        parts.append(f"batch {dedupe['batch']}")
+    return "\n".join(parts) or "-"
 
 
 def _channels_table(channels: dict[str, Any]) -> Table:

@@ -14,7 +14,8 @@ and counted in ``gateway_webhooks_refused{channel,reason}``:
 408   the body did not arrive within ``body_timeout_seconds``
 413   the body is larger than ``max_body_bytes``
 422   readable but not mappable: the body is quarantined
-503   the outbox could not take the record: the platform retries
+503   the outbox could not take the record, or the shared dedupe state (Redis) is
+      out of reach: the platform retries
 ====  ==========================================================
 
 Webhooks are the hot path (every complaint passes here, and WeChat wants an
@@ -45,6 +46,7 @@ from connectors.errors import (
     PayloadError,
     RequestRefused,
     SinkUnavailable,
+    StateUnavailable,
 )
 from outbox.sinks import Sink
 from outbox.sqlite import SQLiteOutbox
@@ -91,6 +93,8 @@ class WebhookServer:
     settings: HttpSettings
     board: ConnectorBoard
     status: Callable[[Request], Awaitable[Response]] | None = None
+    #: raises StateUnavailable when the shared dedupe/linking state is out of reach
+    state_check: Callable[[], Awaitable[None]] | None = None
 
     def app(self) -> ASGIApp:
         extra = [Route("/status", self.status, methods=["POST"])] if self.status else []
@@ -246,6 +250,9 @@ class WebhookServer:
         except OutboxUnavailable as exc:
             log.error("outbox unavailable, answering 503: %s", exc)
             return self._refuse(channel, 503, "outbox_unavailable", "try again later")
+        except StateUnavailable as exc:  # cannot tell a redelivery: make the sender retry
+            log.error("dedupe state unavailable, answering 503: %s", exc)
+            return self._refuse(channel, 503, "state_unavailable", "try again later")
         except GatewayError as exc:
             log.exception("unexpected gateway error on %s webhook", channel)
             return self._refuse(channel, 500, "internal_error", type(exc).__name__)
@@ -272,6 +279,12 @@ class WebhookServer:
             await self.sink.ping()
         except SinkUnavailable as exc:
             problems[self.sink.name] = str(exc)
+        if self.state_check is not None:
+            try:
+                async with asyncio.timeout(5):
+                    await self.state_check()
+            except (StateUnavailable, TimeoutError) as exc:
+                problems["state"] = str(exc) or "timed out"
         if problems:
             return JSONResponse({"ready": False, "problems": problems}, status_code=503)
         return JSONResponse({"ready": True, "outbox_depth": self.outbox.pending})

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from connectors.base import Outcome
-from connectors.errors import MalformedPayload
+from connectors.errors import MalformedPayload, StateUnavailable
 from connectors.polling import PollResult
-from dedupe.store import DedupeStore
+from dedupe.state import DedupeStore
 from normalizer.base import Normalizer, NotAComplaint
 from outbox.sqlite import NewEntry, NewQuarantine, SQLiteOutbox
 from schemas import ComplaintRecord, RawEvent
@@ -39,6 +39,7 @@ class Intake:
         on_accepted: Callable[[], None] = lambda: None,
         on_ignored: Callable[[NotAComplaint], Awaitable[None]] | None = None,
         stage: Callable[[ComplaintRecord], ComplaintRecord] | None = None,
+        link: Callable[[ComplaintRecord], Awaitable[ComplaintRecord]] | None = None,
     ) -> None:
         self._normalizers = normalizers
         self._dedupe = dedupe
@@ -49,6 +50,8 @@ class Intake:
         self._on_ignored = on_ignored
         #: labels a new record (triage) before it is stored; duplicates skip it
         self._stage = stage
+        #: after the stage: identity and same-incident linking (may raise StateUnavailable)
+        self._link = link
 
     def normalize(self, event: RawEvent) -> ComplaintRecord | NotAComplaint:
         normalizer = self._normalizers[event.connector]
@@ -71,6 +74,18 @@ class Intake:
             return self._stage(record)
         except Exception:
             log.exception("triage failed for %s; stored as normalized", record.record_id)
+            return record
+
+    async def _linked(self, record: ComplaintRecord) -> ComplaintRecord:
+        """The linked record: unreachable shared state refuses it (503), a bug keeps it unlinked."""
+        if self._link is None:
+            return record
+        try:
+            return await self._link(record)
+        except StateUnavailable:
+            raise
+        except Exception:
+            log.exception("linking failed for %s; stored unlinked", record.record_id)
             return record
 
     async def accept(self, events: Sequence[RawEvent]) -> list[Outcome]:
@@ -124,54 +139,67 @@ class Intake:
     ) -> list[Outcome]:
         outcomes: list[Outcome | None] = []
         fresh: list[tuple[int, str, RawEvent, ComplaintRecord]] = []
-        for event, result in mapped:
-            if isinstance(result, NotAComplaint):
-                self._metrics.ignored.labels(
-                    event.connector, self._metrics.reason(result.reason)
-                ).inc()
-                if result.handle is not None and self._on_ignored is not None:
-                    await self._on_ignored(result)
-                outcomes.append(Outcome("ignored", reason=result.reason))
-                continue
-            key = event.dedupe_key
-            first = await self._dedupe.seen(key)
-            if first is not None:
-                self._metrics.duplicates.labels(event.connector).inc()
-                outcomes.append(Outcome("duplicate", record_id=first))
-                continue
-            fresh.append((len(outcomes), key, event, self._triage(result)))
-            outcomes.append(None)
-
-        if fresh or cursor is not None or quarantine:
-            added = await self._outbox.append(
-                [
-                    NewEntry(
-                        record, event.source_key, event.body, event.media_type, event.dedupe_key
-                    )
-                    for _, _, event, record in fresh
-                ],
-                cursor=cursor,
-                quarantine=quarantine,
-                at=at,
-            )
-            for (index, key, event, record), is_new in zip(fresh, added, strict=True):
-                await self._dedupe.remember(key, record.record_id, record.received_at)
-                if is_new:
-                    self._metrics.accepted.labels(event.connector).inc()
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug(
-                            "accepted %s record %s from %s",
-                            event.connector,
-                            record.record_id,
-                            mask_id(record.customer.id),
-                        )
-                else:
+        claimed: list[tuple[str, str]] = []
+        try:
+            for event, result in mapped:
+                if isinstance(result, NotAComplaint):
+                    self._metrics.ignored.labels(
+                        event.connector, self._metrics.reason(result.reason)
+                    ).inc()
+                    if result.handle is not None and self._on_ignored is not None:
+                        await self._on_ignored(result)
+                    outcomes.append(Outcome("ignored", reason=result.reason))
+                    continue
+                key = event.dedupe_key
+                first = await self._dedupe.claim(key, result.record_id)
+                if first is not None:
                     self._metrics.duplicates.labels(event.connector).inc()
-                outcomes[index] = Outcome(
-                    "accepted" if is_new else "duplicate", record_id=record.record_id
+                    outcomes.append(Outcome("duplicate", record_id=first))
+                    continue
+                claimed.append((key, result.record_id))
+                record = await self._linked(self._triage(result))
+                fresh.append((len(outcomes), key, event, record))
+                outcomes.append(None)
+
+            if fresh or cursor is not None or quarantine:
+                added = await self._outbox.append(
+                    [
+                        NewEntry(
+                            record, event.source_key, event.body, event.media_type, event.dedupe_key
+                        )
+                        for _, _, event, record in fresh
+                    ],
+                    cursor=cursor,
+                    quarantine=quarantine,
+                    at=at,
                 )
-            if any(added):
-                self._on_accepted()
+            else:
+                added = []
+        except BaseException:
+            for key, record_id in claimed:  # not taken in: a redelivery must be taken in then
+                try:
+                    await self._dedupe.release(key, record_id)
+                except StateUnavailable:
+                    log.warning("could not release a dedupe claim; it expires by itself")
+            raise
+        for (index, key, event, record), is_new in zip(fresh, added, strict=True):
+            await self._dedupe.remember(key, record.record_id, record.received_at)
+            if is_new:
+                self._metrics.accepted.labels(event.connector).inc()
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "accepted %s record %s from %s",
+                        event.connector,
+                        record.record_id,
+                        mask_id(record.customer.id),
+                    )
+            else:
+                self._metrics.duplicates.labels(event.connector).inc()
+            outcomes[index] = Outcome(
+                "accepted" if is_new else "duplicate", record_id=record.record_id
+            )
+        if any(added):
+            self._on_accepted()
         return [o for o in outcomes if o is not None]
 
 

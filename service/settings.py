@@ -129,6 +129,51 @@ class TriageSettings(_Section):
     )
 
 
+class LinkingSettings(_Section):
+    enabled: bool = Field(
+        True,
+        description="Resolve one customer across channels and link reports of one incident "
+        "(dedupe.duplicate_of, dedupe.batch).",
+    )
+    window_days: float = Field(
+        7, gt=0, le=90, description="A report links to an open incident this recent."
+    )
+    burst_minutes: float = Field(
+        30, ge=0, description="Messages of one customer this close are one complaint in parts."
+    )
+    similar_text: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Text similarity (Jaccard of bigrams) that links on words alone.",
+    )
+    batch_customers: int = Field(
+        3, ge=2, description="Different customers with one fault of one product: a batch signal."
+    )
+    verified_phone_channels: tuple[str, ...] = Field(
+        ("phone", "store"),
+        description="Channels whose contact phone is the customer's own (links identities).",
+    )
+
+
+class StateSettings(_Section):
+    backend: Literal["embedded", "redis"] = Field(
+        "embedded",
+        description="Where dedupe, identity and linking state live: this process (embedded: "
+        "memory and <data_dir>/state.sqlite3) or Redis, shared by every replica.",
+    )
+    redis_url: SecretStr | None = Field(
+        None, description="redis://[:password@]host:port/db (set it in GATEWAY_STATE__REDIS_URL)."
+    )
+    key_prefix: str = Field("cgw:", description="Prefix of every Redis key the gateway writes.")
+    claim_seconds: float = Field(
+        5, gt=0, le=60, description="How long one replica holds a message it is taking in."
+    )
+    wait_seconds: float = Field(
+        3, ge=0, le=30, description="How long a replica waits for another's claim before a 503."
+    )
+
+
 class JsonLinesSettings(_Section):
     path: Path | None = Field(None, description="Default: <data_dir>/complaints.jsonl.")
 
@@ -148,6 +193,8 @@ class GatewaySettingsBase(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     dedupe: DedupeSettings = DedupeSettings()
     triage: TriageSettings = TriageSettings()
+    linking: LinkingSettings = LinkingSettings()
+    state: StateSettings = StateSettings()
     jsonl: JsonLinesSettings = JsonLinesSettings()
     notifications: NotificationSettings = NotificationSettings()
     connectors: Any = None
@@ -176,6 +223,10 @@ class GatewaySettingsBase(BaseSettings):
     @property
     def outbox_path(self) -> Path:
         return self.data_dir / "outbox.sqlite3"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "state.sqlite3"
 
     @property
     def notifications_path(self) -> Path:

@@ -37,11 +37,11 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
     records = [
         json.loads(line) for line in (tmp_path / "complaints.jsonl").read_text("utf-8").splitlines()
     ]
-    # wechat 4, store 2, phone 5 (Master.csv 2 of 3 lines, FreeSWITCH 1, TCCC call and
+    # wechat 4, store 5, phone 5 (Master.csv 2 of 3 lines, FreeSWITCH 1, TCCC call and
     # recording), email 2 by the relay (the auto-reply is not a complaint), and with
     # Dovecot installed 1 by IMAP (its bounce is not a complaint either)
     with_imap = Path(DOVECOT).exists()
-    expected = 14 if with_imap else 13
+    expected = 17 if with_imap else 16
     assert len(records) == expected
     assert {r["channel"] for r in records} == {"wechat", "store", "phone", "email"}
     assert len({r["record_id"] for r in records}) == expected  # retries and resends dropped
@@ -67,6 +67,17 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
     assert out.count("duplicate: not published again") == 6
     assert out.count("refused, body quarantined") == 1
     assert "13812345678" not in out  # phone numbers are masked in what is shown
+
+    # linking: the store visit about the WeChat complaint's order repeats it, across channels;
+    # the third customer with the leaking kettle makes a batch signal
+    [wechat_first] = [r for r in records if "882133440917" in r["description"]]
+    [visit] = [r for r in records if "8821 3344 0917" in r["description"]]
+    assert visit["dedupe"]["duplicate_of"] == wechat_first["record_id"]
+    assert visit["dedupe"]["reason"] == "同一订单号" and visit["priority"] in ("P1", "P2")
+    kettles = [r for r in records if r["product"]["sku"] == "KTL-2201"]
+    assert [k["dedupe"]["batch"] is not None for k in kettles] == [False, False, True]
+    assert kettles[2]["priority"] == "P1" and "批量问题" in kettles[2]["triage"]["reasons"][0]
+    assert "batch " in out and "repeats " in out
 
     # the journey: five posted nodes and the survey the gateway sent by itself
     assert "One complaint's journey" in out

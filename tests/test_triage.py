@@ -556,6 +556,114 @@ def test_long_quotes_are_cut(rules: Triage) -> None:
     assert quoted and all(len(word) <= 16 for word in quoted)
 
 
+# --- rules of 2026.12-2: main-issue markers, P4 without an open fault, chasing ------------
+
+
+def test_traditional_characters_give_the_same_verdict_as_simplified(rules: Triage) -> None:
+    simplified = rules.triage_text("订单编号123，买的是国行，收到的是港版，要求换货")
+    traditional = rules.triage_text("訂單編號123，買的是國行，收到的是港版，要求換貨")
+    assert traditional.category_code == simplified.category_code == "product.mismatch"
+    assert traditional.expectations == simplified.expectations == ("exchange",)
+
+
+def test_regional_words_and_mixed_english_read_as_the_rules_expect(rules: Triage) -> None:
+    assert rules.triage_text("保固期內不給修").category_code == "policy.dispute"
+    verdict = rules.triage_text("refund到底什么时候到")
+    assert "refund" in verdict.expectations
+    assert verdict.category_code == "billing.refund"
+
+
+def test_not_this_but_that_stresses_what_follows(rules: Triage) -> None:
+    verdict = rules.triage_text("不是说安装师傅装错了，是他说话太难听，骂人")
+    assert verdict.category_code == "service.attitude"
+    assert "（客户强调）" in verdict.reasons[-1]
+
+
+@pytest.mark.parametrize(
+    ("text", "priority"),
+    [
+        # the problem is solved: a suggestion about it is improvement-only, any category
+        ("问题已经解决了，不过流程太繁琐，希望以后简化一下", "P4"),
+        ("流程太繁琐，希望以后简化一下", "P3"),
+        # every word that chose the category is the wish itself
+        ("建议开发票的流程简化一下，能不能一键开票", "P4"),
+        ("发票一直没开，建议简化开票流程", "P3"),
+        # praise alone; a question that thanks is still a question
+        ("用了半年非常好用，点个赞", "P4"),
+        ("请问这款有白色的吗，谢谢", "P3"),
+    ],
+)
+def test_improvement_only_and_praise(rules: Triage, text: str, priority: str) -> None:
+    assert rules.triage_text(text).priority == priority
+
+
+def test_the_reason_says_why_a_suggestion_is_p4(rules: Triage) -> None:
+    verdict = rules.triage_text("退款已经到账了，希望以后退款能快一点")
+    assert verdict.priority == "P4"
+    assert verdict.reasons[0].startswith("P4: 仅提改进建议（问题已解决「")
+
+
+@pytest.mark.parametrize(
+    ("text", "p1"),
+    [
+        ("买的牛奶喝起来有股酸味", True),
+        ("卤肉打开全是酸臭味", True),
+        ("新买的衣服有股酸味", False),
+        ("饺子里咬到一根塑料丝", True),
+        ("充电宝壳都鼓起来了", True),
+        ("柜门夹破了手指", True),
+        ("这条视频已经几千转发了", True),
+        # neighbours annoyed are not neighbours with the same failure
+        ("快递员半夜敲门，邻居都有意见了", False),
+        ("邻居家也出现了同样的问题", True),
+    ],
+)
+def test_more_p1_phrasings(rules: Triage, text: str, p1: bool) -> None:
+    assert (rules.triage_text(text).priority == "P1") is p1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a refund being chased is voiced even after 没 (it is a fact, not declined)
+        ("订单取消了，钱一直没退回来", {"refund"}),
+        ("退货已经寄回去一周了，钱什么时候能退", {"refund", "explanation"}),
+        # a clerk's refusal quoted is not a demand
+        ("维修中心拒绝免费维修", set()),
+        ("就差三天过保，能不能通融一下给修了", {"repair"}),
+        # camera settings and shipping insurance terms are not compensation
+        ("曝光补偿怎么调", set()),
+        ("运费险只赔一次吗", set()),
+        ("退运费的损失你们得承担", {"refund", "compensation"}),
+        ("希望出个小容量的款式", {"improvement"}),
+    ],
+)
+def test_more_expectation_phrases(rules: Triage, text: str, expected: set[str]) -> None:
+    assert set(rules.triage_text(text).expectations) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("收银员扫了两次码，我付了两遍钱", "service.competence"),
+        ("刷卡机显示失败，又刷了一次，扣了两次款", "billing.payment"),
+        ("报修一周了都没人来，热水器还是不出热水", "service.process"),
+        ("客服说已经安排了，状态一直没变，也没人联系我", "service.process"),
+        ("预计送达时间一改再改", "logistics.delay"),
+        ("礼盒外面的铁盒被压瘪了", "logistics.damaged_lost"),
+        ("说是全新机，结果有激活记录", "product.mismatch"),
+        ("折叠处没有防夹设计", "product.design"),
+        ("就是想确认一下还没发货吧，不着急", "other"),
+    ],
+)
+def test_more_dominant_categories(rules: Triage, text: str, code: str) -> None:
+    assert rules.triage_text(text).category_code == code
+
+
+def test_a_stored_value_top_up_is_money_paid() -> None:
+    assert [a.yuan for a in find_amounts("充了5000的储值卡")] == [Decimal(5000)]
+
+
 # --- properties ------------------------------------------------------------------------
 
 COMPLAINT_ALPHABET = st.sampled_from(

@@ -54,7 +54,7 @@ _NOT_MONEY = r"(?!\s*[台个件只双套次天年月日号瓶盒箱袋斤克张�
 _CHINESE_WITH_UNIT = r"[零〇一二两三四五六七八九十]*[十百千万][零〇一二两三四五六七八九十百千万]*"
 _MONEY_WORD = (
     r"花了|花|消费了?|付了|支付了?|实付(?:款)?|付款|金额|价值|货款|总价|总共|一共|共计"
-    r"|订单(?!号|编号)|买的|买了|收了|收我|扣了|扣我|刷了"
+    r"|订单(?!号|编号)|买的|买了|收了|收我|扣了|扣我|刷了|充了|充值了?|储值了?"
 )
 _MAGNITUDE = r"(万|千|w|k)?"
 #: The forms of an amount, tried in this order where two start at one place. Each

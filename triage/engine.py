@@ -14,7 +14,10 @@ same failure).
   The highest score wins, a tie goes to the category listed first in
   :data:`~triage.ruleset.CATEGORY_CODES`; below ``min_score`` it is ``other``.
 * Priority: every trigger that fires gives a level and a reason; the highest
-  level wins (P1 over P2 over P3 over P4). Nothing fired: P3.
+  level wins (P1 over P2 over P3 over P4). Nothing fired: P3. Improvement as
+  the only voiced remedy gives P4 when there is no open fault: a category of
+  no real fault, a problem the customer says is solved, or category words that
+  all stand inside the wish itself (``建议简化开票流程``).
 * Expectations: the rows of the expectations table whose phrases are voiced
   and not declined (``不要退款``); in the schema's order.
 """
@@ -31,6 +34,7 @@ from schemas.record import Category, ComplaintRecord, Expectation, Priority
 from triage.amounts import find_amounts
 from triage.patterns import Hit, NegationCues, PatternGroup
 from triage.ruleset import CATEGORY_CODES, EXPECTATIONS, Ruleset
+from triage.scanning import Scanner
 from triage.text import Homophones, fold, simplify
 
 _QUOTED_WORDS = 3
@@ -71,7 +75,9 @@ class Triage:
             for category in sorted(ruleset.categories, key=lambda c: order[c.code])
         )
         self._labels = {category.code: category.label for category in ruleset.categories}
-        self._focus = _any_of(ruleset.scoring.focus_cues)
+        # Cues are scanned like rules (a prefilter on their first characters): cheaper
+        # than one alternation tried at every position.
+        self._focus = _cues(ruleset.scoring.focus_cues)
         # All triggers are scanned as one group, the higher levels first, so a
         # position two triggers share goes to the higher one.
         self._triggers = tuple(sorted(ruleset.triggers, key=lambda t: _RANK[t.priority]))
@@ -85,6 +91,8 @@ class Triage:
         self._expectation_hits = PatternGroup(
             [pattern for row in rows for pattern in row.patterns], wishes
         )
+        self._resolved = _cues(ruleset.improvement_only.resolved)
+        self._wish = _cues(ruleset.improvement_only.wish_cues)
         self._not_paid = _any_of(ruleset.high_value.not_paid)
         self._not_order_value = _any_of(ruleset.high_value.not_order_value)
 
@@ -121,9 +129,9 @@ class Triage:
         simplified = simplify(description)
         text = fold(simplified, self._homophones)
         expectations, expectation_reasons = self._voiced(text)
-        code, category_reason = self._category(text, expectations)
+        code, category_reason, evidence = self._category(text, expectations)
         fired = self._priorities(text, simplified, code, tier, amount_cny, repeated, batch)
-        fired.extend(self._improvement_only(code, expectations))
+        fired.extend(self._improvement_only(text, code, expectations, evidence))
         fired.sort(key=lambda level_reason: _RANK[level_reason[0]])
         priority: Priority = fired[0][0] if fired else "P3"
         priority_reasons = [reason for _, reason in fired] or ["P3: 未命中 P1/P2/P4 规则（默认）"]
@@ -144,9 +152,10 @@ class Triage:
         voiced = tuple(cast(Expectation, e) for e in EXPECTATIONS if e in words)
         return voiced, [f"期望 {e}: {_quote(words[e])}" for e in voiced]
 
-    def _category(self, text: str, expectations: Sequence[str]) -> tuple[str, str]:
+    def _category(self, text: str, expectations: Sequence[str]) -> tuple[str, str, list[Hit]]:
+        """The dominant category, the reason, and the words that chose it."""
         scoring = self.ruleset.scoring
-        focus = [(cue.end(), _sentence_end(text, cue.end())) for cue in self._focus.finditer(text)]
+        focus = [(end, _sentence_end(text, end)) for _, _, end in self._focus.finditer(text)]
         targeted = {
             code
             for e in expectations
@@ -163,11 +172,11 @@ class Triage:
             if score >= scoring.min_score and (best is None or score > best[0]):
                 best = (score, code, hits, stressed)
         if best is None:
-            return "other", "类别 other: 未命中类别规则"
+            return "other", "类别 other: 未命中类别规则", []
         score, code, hits, stressed = best
         positive = sorted((h for h in hits if h.weight > 0), key=lambda h: (-h.weight, h.start))
         emphasis = "（客户强调）" if stressed else ""
-        return code, f"类别 {code}: {_quote(h.words for h in positive)}{emphasis}"
+        return code, f"类别 {code}: {_quote(h.words for h in positive)}{emphasis}", positive
 
     def _priorities(
         self,
@@ -217,12 +226,31 @@ class Triage:
         return fired
 
     def _improvement_only(
-        self, code: str, expectations: Sequence[str]
+        self, text: str, code: str, expectations: Sequence[str], evidence: Sequence[Hit]
     ) -> Iterable[tuple[Priority, str]]:
         rule = self.ruleset.improvement_only
-        if expectations and set(expectations) <= set(rule.expectations):
-            if code in rule.categories:
-                yield rule.priority, f"{rule.priority}: 仅提改进建议（类别 {code}）"
+        if not expectations or not set(expectations) <= set(rule.expectations):
+            return
+        level = rule.priority
+        resolved = next(self._resolved.finditer(text), None)
+        if code in rule.categories:
+            yield level, f"{level}: 仅提改进建议（类别 {code}）"
+        elif resolved:
+            _, start, end = resolved
+            yield level, f"{level}: 仅提改进建议（问题已解决「{text[start:end]}」）"
+        elif evidence and self._inside_wishes(text, evidence):
+            wished = _quote(h.words for h in evidence)
+            yield level, f"{level}: 仅提改进建议（{wished}是建议的内容，不是故障）"
+
+    def _inside_wishes(self, text: str, evidence: Sequence[Hit]) -> bool:
+        """Whether every hit stands after a wish cue, in the cue's sentence."""
+        wishes = [(start, _sentence_end(text, end)) for _, start, end in self._wish.finditer(text)]
+        return all(any(low <= hit.start < high for low, high in wishes) for hit in evidence)
+
+
+def _cues(patterns: Sequence[str]) -> Scanner:
+    """Cues (focus, wishes, resolution) scanned together; none at all never matches."""
+    return Scanner(patterns or [r"(?!)x"])
 
 
 def _any_of(patterns: Sequence[str]) -> re.Pattern[str]:

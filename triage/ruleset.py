@@ -180,11 +180,21 @@ class Signals(_Rules):
 
 
 class ImprovementOnly(_Rules):
-    """The only voiced remedies are improvements, about a category of no real fault."""
+    """The only voiced remedies are improvements, and there is no open fault to fix.
+
+    No open fault: the category is one of no real fault (``categories``), or the
+    customer says the problem is solved already (``resolved``), or every word that
+    chose the category stands inside the wish itself (after a ``wish_cues`` cue,
+    in its sentence: 建议简化开票流程 names invoices without reporting a problem).
+    """
 
     priority: Priority = "P4"
     expectations: tuple[Expectation, ...] = ("improvement",)
     categories: tuple[CategoryCode, ...] = ()
+    #: The problem is behind the customer: 已经解决, 已经到账.
+    resolved: tuple[Regex, ...] = ()
+    #: Where a wish starts; the rest of its sentence is what is wished, not a fault.
+    wish_cues: tuple[Regex, ...] = ()
 
 
 class Ruleset(_Rules):
