@@ -641,7 +641,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if notifiers and settings.notifications.enabled
             else "; no notifications (no [notifiers.*] section)"
         )
-        print(f"configuration is valid: channels {enabled}; stream to {sink}{notifying}")
+        linking = (
+            f"; linking on, state {settings.state.backend}"
+            if settings.linking.enabled
+            else f"; linking off, dedupe state {settings.state.backend}"
+        )
+        print(f"configuration is valid: channels {enabled}; stream to {sink}{notifying}{linking}")
         return 0
     if args.command == "serve":
         try:

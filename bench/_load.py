@@ -2,6 +2,7 @@
 
     python -m bench._load --mode throughput|latency --port P --count N --first-id N
                           [--connectors wechat,store,...] [--connections C] [--rate R]
+                          [--wechat-messages numbered|customers]
 
 Run as a child process (:mod:`bench._child`), so its CPU is not the
 gateway's. httpx would be the bottleneck here, hence streams and requests
@@ -243,7 +244,9 @@ async def latency(args: argparse.Namespace, requests: list[tuple[str, bytes]]) -
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    requests = _traffic.build(args.port, args.connectors.split(","), args.first_id, args.count)
+    requests = _traffic.build(
+        args.port, args.connectors.split(","), args.first_id, args.count, args.wechat_messages
+    )
     if args.mode == "throughput":
         return await throughput(args, requests)
     return await latency(args, requests)
@@ -288,6 +291,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--first-id", type=int, required=True)
     parser.add_argument("--connectors", default="wechat", help="comma-separated, cycled through")
+    parser.add_argument(
+        "--wechat-messages",
+        choices=_traffic.WECHAT_MESSAGES,
+        default="numbered",
+        help="how WeChat texts are written (bench/_traffic.py)",
+    )
     parser.add_argument("--connections", type=int, default=48)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--timeout", type=float, default=120)

@@ -10,12 +10,18 @@ and push UUID are UUID-5 hashes of ``n``, and a mail's ``Message-ID`` holds
 customer), messages do not. Requests are raw HTTP/1.1 bytes, built before the
 clock starts, for the load generator to write as they are.
 
+WeChat texts are numbered templates by default (:func:`numbered`: four
+texts, each naming ``n``); ``wechat_messages="customers"`` writes them as
+:mod:`bench._customers` does instead (many customers, some writing more than
+once, in three dozen texts of their own), for stages that look across messages.
+
 Signatures use the senders in :mod:`service.senders`; the credentials below
 are throwaway values shared by the gateway processes this benchmark starts.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -25,6 +31,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from urllib.parse import urlencode
+
+from bench import _customers
 
 HOST = "127.0.0.1"
 TOKEN = "benchtoken2026"
@@ -83,12 +91,25 @@ def _uuid(kind: str, n: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{kind}:{n}"))
 
 
-def wechat(port: int, n: int, now: int) -> bytes:
-    """A signed WeChat plaintext-mode text push; MsgId ``n``."""
+def numbered(n: int) -> tuple[str, str]:
+    """WeChat message ``n``'s OpenID, one of :data:`CUSTOMERS`, and a template naming ``n``."""
+    return f"oBench{n % CUSTOMERS:06d}Xq9LmNc3vT8kZ", _COMPLAINTS[n % len(_COMPLAINTS)].format(n=n)
+
+
+#: How WeChat messages are written (``wechat_messages`` of :func:`build`), the default first.
+WECHAT_MESSAGES: dict[str, Callable[[int], tuple[str, str]]] = {
+    "numbered": numbered,
+    "customers": _customers.message,
+}
+
+
+def wechat(
+    port: int, n: int, now: int, message: Callable[[int], tuple[str, str]] = numbered
+) -> bytes:
+    """A signed WeChat plaintext-mode text push; MsgId ``n``, sender and text ``message(n)``."""
     from service.senders import WeChatSender, wechat_text
 
-    openid = f"oBench{n % CUSTOMERS:06d}Xq9LmNc3vT8kZ"
-    content = _COMPLAINTS[n % len(_COMPLAINTS)].format(n=n)
+    openid, content = message(n)
     push = WeChatSender(TOKEN).push(
         wechat_text(openid, content, n, now), timestamp=now, nonce=f"{n:010d}"
     )
@@ -270,11 +291,22 @@ def accepted(connector: str, body: bytes) -> bool:
     return _ACCEPTED_ANSWERS[connector](body)
 
 
-def build(port: int, connectors: Sequence[str], first: int, count: int) -> list[tuple[str, bytes]]:
+def build(
+    port: int,
+    connectors: Sequence[str],
+    first: int,
+    count: int,
+    wechat_messages: str = "numbered",
+) -> list[tuple[str, bytes]]:
     """``count`` requests; message ``first + i`` goes to ``connectors[i % len(connectors)]``."""
+    message = WECHAT_MESSAGES[wechat_messages]
+    builders: dict[str, Callable[[int, int, int], bytes]] = {
+        **BUILDERS,
+        "wechat": functools.partial(wechat, message=message),
+    }
     now = int(time.time())
     out = []
     for i in range(count):
         connector = connectors[i % len(connectors)]
-        out.append((connector, BUILDERS[connector](port, first + i, now)))
+        out.append((connector, builders[connector](port, first + i, now)))
     return out

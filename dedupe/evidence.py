@@ -16,7 +16,6 @@ finds them.
 
 from __future__ import annotations
 
-import heapq
 import re
 import zlib
 from collections.abc import Iterable
@@ -25,7 +24,7 @@ from triage.text import read_spoken_digits, simplify
 
 #: How many minimum hashes a sketch keeps, and how many of them an entry is filed under.
 SKETCH_SIZE = 24
-SKETCH_LOOKUPS = 6
+SKETCH_LOOKUPS = 4
 
 #: An order id has at least this many digits (a date has eight, a phone eleven).
 _MIN_ORDER_DIGITS = 9
@@ -44,14 +43,22 @@ _DATE_OR_TIME = re.compile(
 )
 
 
-def mentions_in(text: str) -> set[str]:
+# Every function below takes the customer's text as written; ``simplified=True`` says it
+# already went through :func:`triage.text.simplify` (the linker simplifies once per record).
+
+
+def mentions_in(text: str, *, simplified: bool = False) -> set[str]:
     """Channel keys the customer names in their words: ``weibo:<uid>``."""
-    return {f"weibo:{m.group(1)}" for m in _WEIBO_UID.finditer(simplify(text))}
+    text = text if simplified else simplify(text)
+    return {f"weibo:{m.group(1)}" for m in _WEIBO_UID.finditer(text)}
 
 
-def text_numbers(text: str) -> tuple[set[str], set[str], set[str], set[str]]:
+def text_numbers(
+    text: str, *, simplified: bool = False
+) -> tuple[set[str], set[str], set[str], set[str]]:
     """Order ids, mobile numbers, masked numbers (``138*5120``) and tails in ``text``."""
-    readable = _DATE_OR_TIME.sub("|", read_spoken_digits(simplify(text)))
+    text = text if simplified else simplify(text)
+    readable = _DATE_OR_TIME.sub("|", read_spoken_digits(text))
     readable = _WEIBO_UID.sub("|", readable)
     orders: set[str] = set()
     phones: set[str] = set()
@@ -93,23 +100,37 @@ def same_order(a: str, b: str) -> bool:
     return len(long) == len(short) + 1 and len(short) >= _MIN_ORDER_DIGITS and long[:-1] == short
 
 
-def sketch(text: str) -> tuple[int, ...]:
-    """The bottom-k MinHash of the text's character bigrams (sorted ascending)."""
-    words = _WORD.sub("", simplify(text))
+def sketch(text: str, *, simplified: bool = False) -> tuple[int, ...]:
+    """The bottom-k MinHash of the text's character bigrams (sorted ascending).
+
+    Each bigram is hashed as its 8 bytes of UTF-32, sliced from one encoding
+    of the whole text (one ``encode`` instead of one per bigram).
+    """
+    words = _WORD.sub("", text if simplified else simplify(text))
     if len(words) < 2:
         return ()
-    grams = {words[i : i + 2] for i in range(len(words) - 1)}
-    hashes = (zlib.crc32(gram.encode("utf-8")) for gram in grams)
-    return tuple(heapq.nsmallest(SKETCH_SIZE, hashes))
+    raw = words.encode("utf-32-le")
+    crc = zlib.crc32
+    hashes = {crc(raw[i : i + 8]) for i in range(0, len(raw) - 4, 4)}
+    return tuple(sorted(hashes)[:SKETCH_SIZE])
 
 
-def similarity(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    """Estimated Jaccard similarity of two texts from their sketches (0 when either is empty)."""
+def similarity(a: tuple[int, ...], b: tuple[int, ...], *, at_least: float = 0.0) -> float:
+    """Estimated Jaccard similarity of two texts from their sketches (0 when either is empty).
+
+    The bottom-k estimate: of the k smallest values of both sketches together,
+    the share that is in both. It can be no more than the share of values the
+    two sketches have in common, so below ``at_least`` that bound is returned
+    without computing the estimate.
+    """
     if not a or not b:
         return 0.0
-    both = set(a) & set(b)
-    union = heapq.nsmallest(min(len(a), len(b)), set(a) | set(b))
-    return sum(1 for value in union if value in both) / len(union)
+    both = set(a).intersection(b)
+    k = min(len(a), len(b))
+    if len(both) < at_least * k or not both:
+        return len(both) / k
+    union = sorted(set(a).union(b))[:k]
+    return sum(1 for value in union if value in both) / k
 
 
 def lookups(

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
-from dedupe.state import Entry
+from dedupe.state import WEAK, WEAK_PER_LOOKUP, Entry
 
 
 class MemoryLinkIndex:
@@ -21,11 +21,13 @@ class MemoryLinkIndex:
         window_seconds: float,
         per_lookup: int = 64,
         *,
+        weak_per_lookup: int = WEAK_PER_LOOKUP,
         on_close: Callable[[str, datetime], None] | None = None,
         closed: Iterable[str] = (),
     ) -> None:
         self._window = window_seconds
         self._per_lookup = per_lookup
+        self._weak_per_lookup = weak_per_lookup
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         #: lookup → record ids, oldest first (lists: most lookups hold one id, and a
         #: deque's first block alone is ten times a one-item list)
@@ -56,7 +58,8 @@ class MemoryLinkIndex:
             if entry.record_id in posting:
                 continue
             posting.append(entry.record_id)
-            if len(posting) > self._per_lookup:
+            limit = self._weak_per_lookup if lookup.startswith(WEAK) else self._per_lookup
+            if len(posting) > limit:
                 del posting[0]
 
     async def close(self, record_id: str, at: datetime) -> None:

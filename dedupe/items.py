@@ -123,19 +123,22 @@ _NAMES, _PATTERN = _table(ITEMS)
 _SYMPTOMS, _SYMPTOM_PATTERN = _table(SYMPTOMS)
 
 
-def items_in(text: str) -> frozenset[str]:
+def items_in(text: str, *, simplified: bool = False) -> frozenset[str]:
     """The items ``text`` names (by their first name in :data:`ITEMS`)."""
-    return frozenset(_NAMES[match.group()] for match in _PATTERN.finditer(simplify(text)))
+    text = text if simplified else simplify(text)
+    return frozenset(_NAMES[match.group()] for match in _PATTERN.finditer(text))
 
 
-def symptoms_in(text: str) -> frozenset[str]:
+def symptoms_in(text: str, *, simplified: bool = False) -> frozenset[str]:
     """The symptoms ``text`` names (by their first name in :data:`SYMPTOMS`)."""
-    return frozenset(
-        _SYMPTOMS[match.group()] for match in _SYMPTOM_PATTERN.finditer(simplify(text))
-    )
+    text = text if simplified else simplify(text)
+    return frozenset(_SYMPTOMS[match.group()] for match in _SYMPTOM_PATTERN.finditer(text))
 
 
-def faults_in(text: str) -> frozenset[str]:
+def faults_in(text: str, *, simplified: bool = False) -> frozenset[str]:
     """Every item named with every symptom named: ``充电宝·鼓胀``."""
-    items = items_in(text)
-    return frozenset(f"{i}·{s}" for i in items for s in symptoms_in(text)) if items else frozenset()
+    text = text if simplified else simplify(text)
+    items = items_in(text, simplified=True)
+    if not items:
+        return frozenset()
+    return frozenset(f"{i}·{s}" for i in items for s in symptoms_in(text, simplified=True))

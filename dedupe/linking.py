@@ -41,6 +41,7 @@ from dedupe.evidence import (
 from dedupe.items import faults_in, items_in
 from dedupe.state import Entry, IdentityMap, LinkIndex
 from schemas import ComplaintRecord
+from triage.text import simplify
 
 #: Channels whose ``contacts.phone`` is the customer's own, verified number (caller id).
 VERIFIED_PHONE_CHANNELS = ("phone", "store")
@@ -95,18 +96,21 @@ def vouched_keys(record: ComplaintRecord, verified_phone_channels: Sequence[str]
 
 def entry_of(record: ComplaintRecord, person: str) -> Entry:
     """The evidence ``record`` offers, filed under its lookups (root and batch still open)."""
-    orders, phones, masked, tails = text_numbers(record.description)
+    words_only = simplify(record.description)
+    orders, phones, masked, tails = text_numbers(words_only, simplified=True)
     if record.product.order_id:
         orders.add(order_key(record.product.order_id))
     own = phone_number(record.customer.contacts.phone)
     if own:
         phones.add(own)
     product = record.product.sku or record.product.name
-    words = sketch(record.description)
-    words_and_name = f"{record.description} {record.product.name or ''}"
-    items = items_in(words_and_name)
-    faults = faults_in(words_and_name)
-    mentions = mentions_in(record.description) - {record.customer.id}
+    words = sketch(words_only, simplified=True)
+    with_name = (
+        f"{words_only} {simplify(record.product.name)}" if record.product.name else words_only
+    )
+    items = items_in(with_name, simplified=True)
+    faults = faults_in(with_name, simplified=True)
+    mentions = mentions_in(words_only, simplified=True) - {record.customer.id}
     return Entry(
         record_id=record.record_id,
         root=record.record_id,
@@ -159,19 +163,15 @@ class Linker:
             for c in await self.index.candidates(entry.lookups, since)
             if c.record_id != entry.record_id and c.at <= entry.at
         ]
-        closed = await self.index.closed(sorted({c.root for c in found})) if found else set()
-        best: tuple[float, str, Entry] | None = None
-        for candidate in found:
-            if candidate.root in closed:
-                continue
-            verdict = self._weigh(entry, candidate)
-            if verdict is not None and (best is None or verdict[0] > best[0]):
-                best = (verdict[0], verdict[1], candidate)
+        strong, weak = _worth_weighing(entry, found)
+        roots = sorted({c.root for c in strong} | {c.root for c in weak})
+        closed = await self.index.closed(roots) if roots else set()
+        best = self._best(entry, strong, closed)
+        if best is None or best[0] < _KNOWN_CUSTOMER:  # words alone may still tell
+            best = self._best(entry, weak, closed, best)
         batch, customers = self._batch(entry, found, best[2] if best else None)
         root = best[2].root if best else entry.record_id
-        filed = replace(entry, root=root, batch=batch)
-        if best is not None:
-            filed = _completed(filed, best[2])
+        filed = _completed(entry, best[2], root, batch) if best else replace(entry, batch=batch)
         await self.index.add(filed)
         if best is None:
             return Link(person=person, batch=batch, batch_customers=customers)
@@ -190,6 +190,28 @@ class Linker:
             ),
         )
 
+    def _best(
+        self,
+        entry: Entry,
+        candidates: list[Entry],
+        closed: set[str],
+        best: tuple[float, str, Entry] | None = None,
+    ) -> tuple[float, str, Entry] | None:
+        """The strongest verdict among ``candidates`` (newest first), else ``best``."""
+        linked: set[str] = set()  # incidents already found: their older reports add nothing
+        for candidate in candidates:
+            if candidate.root in closed or candidate.root in linked:
+                continue
+            verdict = self._weigh(entry, candidate)
+            if verdict is None:
+                continue
+            linked.add(candidate.root)
+            if best is None or verdict[0] > best[0]:
+                best = (verdict[0], verdict[1], candidate)
+                if verdict[0] >= _STRONGEST:
+                    break  # nothing weighs more than the same order
+        return best
+
     def _weigh(self, new: Entry, old: Entry) -> tuple[float, str] | None:
         """How strongly ``new`` repeats ``old``'s incident, and why; None when it does not."""
         settings = self.settings
@@ -198,7 +220,7 @@ class Linker:
         shared_order = any(same_order(a, b) for a in new.orders for b in old.orders)
         if shared_order:
             exact = bool(set(new.orders) & set(old.orders))
-            return (0.95, "同一订单号") if exact else (0.9, "同一订单号（少一位）")
+            return (_STRONGEST, "同一订单号") if exact else (0.9, "同一订单号（少一位）")
         if new.orders and old.orders:
             return None  # a different order: a different incident
         gap = new.at - old.at
@@ -211,26 +233,31 @@ class Linker:
         if old.category == "other" and new.category != "other" and not in_burst:
             return None  # a question first, a complaint later: not the same incident
         recent = gap <= settings.window.total_seconds()
-        similar = similarity(new.sketch, old.sketch)
-        related = (
-            similar >= settings.related_text
-            or (new.category == old.category and new.category != "other")
-            or bool(set(new.items) & set(old.items))
-        )
         if who is not None:
-            if recent or related:
+            if recent or self._related(new, old):
                 return 0.85, who
             return None
         if not recent:
             return None
         two_people = new.kind == old.kind and new.kind not in _UNKNOWN_KINDS
         if _masked_match(new, old) or _masked_match(old, new):
-            return (0.8, "文中掩码号码与来电一致") if related else None
+            return (0.8, "文中掩码号码与来电一致") if self._related(new, old) else None
         if not two_people and (_tail_match(new, old) or _tail_match(old, new)):
-            return (0.7, "文中手机尾号与来电一致") if related else None
-        if not two_people and similar >= settings.similar_text:
-            return similar, f"文字相似（{similar:.2f}）"
+            return (0.7, "文中手机尾号与来电一致") if self._related(new, old) else None
+        if not two_people:
+            similar = similarity(new.sketch, old.sketch, at_least=settings.similar_text)
+            if similar >= settings.similar_text:
+                return similar, f"文字相似（{similar:.2f}）"
         return None
+
+    def _related(self, new: Entry, old: Entry) -> bool:
+        """About the same thing: the category, a product noun, or words somewhat alike."""
+        related_text = self.settings.related_text
+        return (
+            (new.category == old.category and new.category != "other")
+            or bool(set(new.items).intersection(old.items))
+            or similarity(new.sketch, old.sketch, at_least=related_text) >= related_text
+        )
 
     def _batch(
         self, new: Entry, found: list[Entry], incident: Entry | None
@@ -264,11 +291,38 @@ class Linker:
         return f"batch:{fault}:{first.record_id[:8]}", len(customers)
 
 
-def _completed(entry: Entry, matched: Entry) -> Entry:
-    """``entry`` with an order id that lost its last digit replaced by the full one it matched.
+#: Lookups that name the customer, an order or a phone: every candidate they find is weighed.
+_STRONG = ("o:", "p:", "k:")
+_STRONGEST = 0.95
+#: A verdict this strong (the order, the customer) is not overruled by words alone.
+_KNOWN_CUSTOMER = 0.85
+#: Candidates found only by similar words (or only by a shared fault), newest first, weighed.
+_WEAK_LIMIT = 12
 
-    A shortened id fits both of two neighbouring orders; once it is known to
-    be one of them, a report of the neighbour must not link through it.
+
+def _worth_weighing(new: Entry, found: list[Entry]) -> tuple[list[Entry], list[Entry]]:
+    """The candidates to weigh: all that share a strong lookup, and the newest few others.
+
+    Common words put many reports under one sketch value; weighing them all
+    would make a popular complaint cost more the more often it is made.
+    """
+    strong_lookups = {lookup for lookup in new.lookups if lookup.startswith(_STRONG)}
+    strong: list[Entry] = []
+    weak: list[Entry] = []
+    for candidate in found:  # newest first
+        if strong_lookups.intersection(candidate.lookups):
+            strong.append(candidate)
+        elif len(weak) < _WEAK_LIMIT:
+            weak.append(candidate)
+    return strong, weak
+
+
+def _completed(entry: Entry, matched: Entry, root: str, batch: str | None) -> Entry:
+    """``entry`` as filed once linked: its root, its batch, and full order ids.
+
+    An order id that lost its last digit is replaced by the full one it
+    matched: a shortened id fits both of two neighbouring orders; once it is
+    known to be one of them, a report of the neighbour must not link through it.
     """
     full = {
         short: whole
@@ -277,10 +331,16 @@ def _completed(entry: Entry, matched: Entry) -> Entry:
         if len(whole) == len(short) + 1 and same_order(short, whole)
     }
     if not full:
-        return entry
+        return replace(entry, root=root, batch=batch)
     orders = tuple(sorted({full.get(order, order) for order in entry.orders}))
     extra = tuple(f"o:{whole}" for whole in full.values())
-    return replace(entry, orders=orders, lookups=tuple(dict.fromkeys(entry.lookups + extra)))
+    return replace(
+        entry,
+        root=root,
+        batch=batch,
+        orders=orders,
+        lookups=tuple(dict.fromkeys(entry.lookups + extra)),
+    )
 
 
 def _same_customer(new: Entry, old: Entry) -> str | None:

@@ -52,7 +52,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from connectors.errors import StateUnavailable
-from dedupe.state import Entry, IdentityLink
+from dedupe.state import WEAK, WEAK_PER_LOOKUP, Entry, IdentityLink
 from service.clock import Clock, SystemClock
 
 #: Errors that mean "Redis cannot serve us now", as opposed to a bug in a command.
@@ -381,14 +381,15 @@ class RedisIdentityMap:
 
 
 #: KEYS: the entry, then its postings; ARGV: the entry's JSON, its TTL (ms), its record_id,
-#: its time, the window's start, postings' length, the window (ms).
+#: its time, the window's start, the window (ms), then each posting's length (KEYS[i] has
+#: ARGV[5 + i]).
 _ADD = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 for i = 2, #KEYS do
   redis.call('ZADD', KEYS[i], ARGV[4], ARGV[3])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[5])
-  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(tonumber(ARGV[6]) + 1))
-  redis.call('PEXPIRE', KEYS[i], ARGV[7])
+  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(tonumber(ARGV[5 + i]) + 1))
+  redis.call('PEXPIRE', KEYS[i], ARGV[6])
 end
 return #KEYS - 1
 """
@@ -404,11 +405,22 @@ class RedisLinkIndex:
     dropped on each add; an entry whose key expired is skipped.
     """
 
-    def __init__(self, state: RedisState, window: timedelta, *, per_lookup: int = 64) -> None:
+    def __init__(
+        self,
+        state: RedisState,
+        window: timedelta,
+        *,
+        per_lookup: int = 64,
+        weak_per_lookup: int = WEAK_PER_LOOKUP,
+    ) -> None:
         self._state = state
         self._window = window
         self._per_lookup = per_lookup
+        self._weak_per_lookup = weak_per_lookup
         self._add = state.client.register_script(_ADD)
+
+    def _limit(self, lookup: str) -> int:
+        return self._weak_per_lookup if lookup.startswith(WEAK) else self._per_lookup
 
     def _entry(self, record_id: str) -> str:
         return f"{self._state.prefix}l:e:{record_id}"
@@ -425,10 +437,12 @@ class RedisLinkIndex:
             return
         window = self._window.total_seconds()
         horizon = self._state.clock.now().timestamp() - window
+        lookups = list(dict.fromkeys(entry.lookups))
         keys = [self._entry(entry.record_id)]
-        keys += [self._posting(lookup) for lookup in dict.fromkeys(entry.lookups)]
+        keys += [self._posting(lookup) for lookup in lookups]
         args: list[str | int] = [entry.to_json(), ttl_ms, entry.record_id, repr(entry.at)]
-        args += [repr(horizon), self._per_lookup, math.ceil(window * 1000)]
+        args += [repr(horizon), math.ceil(window * 1000)]
+        args += [self._limit(lookup) for lookup in lookups]
         with self._state.unavailable("add"):
             await self._add(keys=keys, args=args)
 
@@ -441,7 +455,11 @@ class RedisLinkIndex:
             async with client.pipeline(transaction=False) as pipe:
                 for lookup in unique:
                     pipe.zrevrangebyscore(
-                        self._posting(lookup), "+inf", repr(since), start=0, num=self._per_lookup
+                        self._posting(lookup),
+                        "+inf",
+                        repr(since),
+                        start=0,
+                        num=self._limit(lookup),
                     )
                 postings: list[list[str]] = await pipe.execute()
             record_ids = list(dict.fromkeys(rid for posting in postings for rid in posting))

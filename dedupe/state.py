@@ -129,6 +129,12 @@ class Entry:
         return cls(**data)
 
 
+#: Lookups many reports share (a text sketch value, a fault, a phone tail): an index keeps
+#: only the newest ``WEAK_PER_LOOKUP`` entries under each, the others ``per_lookup`` (64).
+WEAK = ("h:", "f:", "t:")
+WEAK_PER_LOOKUP = 16
+
+
 class LinkIndex(Protocol):
     async def candidates(self, lookups: Sequence[str], since: float) -> list[Entry]:
         """Entries filed under any of ``lookups`` at or after ``since``, newest first.

@@ -17,7 +17,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -108,7 +116,12 @@ class KafkaSettings(_Section):
 
 class OutboxSettings(_Section):
     batch_size: int = Field(500, ge=1, le=10_000, description="Records per sink batch.")
-    retention_days: float = Field(7, gt=0, description="Sent records are kept this long.")
+    retention_days: float = Field(
+        30,
+        gt=0,
+        description="Sent records are kept this long: for replay, and for the embedded link "
+        "index, which is rebuilt from them at start (see linking.open_days).",
+    )
     synchronous: Literal["full", "normal"] = Field(
         "full", description="SQLite fsync level: full survives power loss, normal a crash."
     )
@@ -136,7 +149,17 @@ class LinkingSettings(_Section):
         "(dedupe.duplicate_of, dedupe.batch).",
     )
     window_days: float = Field(
-        7, gt=0, le=90, description="A report links to an open incident this recent."
+        7,
+        gt=0,
+        le=90,
+        description="Words alone, a phone tail, and the batch signal look back this far.",
+    )
+    open_days: float = Field(
+        30,
+        gt=0,
+        le=365,
+        description="The same order or customer finds an unresolved incident this old "
+        "(embedded state: keep outbox.retention_days at least as long across restarts).",
     )
     burst_minutes: float = Field(
         30, ge=0, description="Messages of one customer this close are one complaint in parts."
@@ -172,6 +195,12 @@ class StateSettings(_Section):
     wait_seconds: float = Field(
         3, ge=0, le=30, description="How long a replica waits for another's claim before a 503."
     )
+
+    @model_validator(mode="after")
+    def _redis_needs_a_url(self) -> StateSettings:
+        if self.backend == "redis" and self.redis_url is None:
+            raise ValueError("backend 'redis' needs redis_url (GATEWAY_STATE__REDIS_URL)")
+        return self
 
 
 class JsonLinesSettings(_Section):

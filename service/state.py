@@ -49,6 +49,7 @@ def link_settings(settings: GatewaySettingsBase) -> LinkSettings:
     section = settings.linking
     return LinkSettings(
         window=timedelta(days=section.window_days),
+        open_window=timedelta(days=section.open_days),
         burst=timedelta(minutes=section.burst_minutes),
         similar_text=section.similar_text,
         batch_customers=section.batch_customers,
@@ -72,9 +73,17 @@ async def open_state(
         return GatewayState(dedupe, None, warmed_keys=warmed)
     identity = SQLiteIdentityMap(settings.state_path)
     stack.callback(identity.close)
-    since = clock.now() - linking.window
+    horizon = max(linking.window, linking.open_window)
+    if timedelta(days=settings.outbox.retention_days) < horizon:
+        log.warning(
+            "outbox.retention_days (%s) is shorter than linking.open_days (%s): after a restart"
+            " the embedded link index knows only the records the outbox still keeps",
+            settings.outbox.retention_days,
+            settings.linking.open_days,
+        )
+    since = clock.now() - horizon
     index = MemoryLinkIndex(
-        linking.window.total_seconds(),
+        horizon.total_seconds(),
         on_close=identity.remember_resolved,
         closed=identity.resolved_since(since),
     )
@@ -116,13 +125,12 @@ async def _open_redis(
     from dedupe.redis_state import RedisState
 
     section = settings.state
-    if section.redis_url is None:
-        raise ValueError("[state] backend = 'redis' needs redis_url")
+    assert section.redis_url is not None  # the settings refuse redis without a URL
     state = RedisState(
         section.redis_url.get_secret_value(),
         prefix=section.key_prefix,
         dedupe_window=window,
-        link_window=linking.window if linking else window,
+        link_window=max(linking.window, linking.open_window) if linking else window,
         claim_seconds=section.claim_seconds,
         wait_seconds=section.wait_seconds,
     )

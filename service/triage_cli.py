@@ -108,7 +108,7 @@ class OfflineState:
         self.path = path or Path(self._temporary.name) / "state.sqlite3"  # type: ignore[union-attr]
         self.identity = SQLiteIdentityMap(self.path)
         self.index = MemoryLinkIndex(
-            settings.window.total_seconds(),
+            max(settings.window, settings.open_window).total_seconds(),
             on_close=self.identity.remember_resolved,
             closed=self.identity.resolved_since_epoch(),
         )

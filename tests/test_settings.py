@@ -76,6 +76,20 @@ def test_every_problem_is_reported_at_once(registry: Registry) -> None:
     assert "short-secret" not in str(caught.value)
 
 
+def test_shared_state_in_redis_needs_its_url_and_linking_windows_are_checked(
+    registry: Registry,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(registry, state={"backend": "redis"}, linking={"window_days": 0})
+    problems = "; ".join(caught.value.problems)
+    assert "state" in problems and "redis_url" in problems
+    assert "linking.window_days" in problems
+    settings = load_settings(
+        registry, state={"backend": "redis", "redis_url": "redis://:pw@127.0.0.1:6379/0"}
+    )
+    assert "pw" not in repr(settings.state)
+
+
 def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, gateway.__file__, *args],
