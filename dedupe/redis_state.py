@@ -125,6 +125,7 @@ class RedisState:
         claim_seconds: float = 5.0,
         wait_seconds: float = 3.0,
         per_lookup: int = 64,
+        weak_per_lookup: int = WEAK_PER_LOOKUP,
         connect_timeout: float = 1.0,
         timeout: float = 1.0,
         clock: Clock | None = None,
@@ -148,7 +149,9 @@ class RedisState:
             self, dedupe_window, claim_seconds=claim_seconds, wait_seconds=wait_seconds
         )
         self.identity = RedisIdentityMap(self)
-        self.index = RedisLinkIndex(self, link_window, per_lookup=per_lookup)
+        self.index = RedisLinkIndex(
+            self, link_window, per_lookup=per_lookup, weak_per_lookup=weak_per_lookup
+        )
 
     def __repr__(self) -> str:
         return f"RedisState({self._where!r}, prefix={self.prefix!r})"

@@ -489,3 +489,25 @@ def test_the_triage_command_links_across_runs_with_a_state_file(tmp_path: Path) 
     )
     [out] = [json.loads(x) for x in third.stdout.splitlines()]
     assert out["dedupe"]["duplicate_of"] is None
+
+
+async def test_the_embedded_index_keeps_fewer_reports_under_a_lookup_many_share() -> None:
+    from dedupe.state import Entry
+
+    index = MemoryLinkIndex(86_400, per_lookup=3, weak_per_lookup=2)
+    for i in range(5):
+        index.put(
+            Entry(
+                record_id=f"r{i}",
+                root=f"r{i}",
+                at=1000.0 + i,
+                channel="wechat",
+                kind="wechat",
+                person=f"wechat:o{i}",
+                category="other",
+                lookups=("p:42", "h:7", f"o:{i}"),
+            )
+        )
+    assert [e.record_id for e in await index.candidates(["p:42"], 0)] == ["r4", "r3", "r2"]
+    assert [e.record_id for e in await index.candidates(["h:7"], 0)] == ["r4", "r3"]
+    assert [e.record_id for e in await index.candidates(["o:0"], 0)] == ["r0"]

@@ -313,17 +313,19 @@ async def test_candidates_are_those_since_the_given_time_newest_first(
 
 
 async def test_each_lookup_keeps_only_its_newest_entries(replica: OpenReplica) -> None:
-    state = replica(per_lookup=3)
+    state = replica(per_lookup=3, weak_per_lookup=2)
     index = state.index
     t = time.time()
     for i in range(5):
-        await index.add(entry(f"r{i}", t - 50 + i, "h:42", f"o:{i}"))
-    found = await index.candidates(["h:42"], since=t - 60)
+        await index.add(entry(f"r{i}", t - 50 + i, "p:42", "h:7", f"o:{i}"))
+    found = await index.candidates(["p:42"], since=t - 60)
     assert [e.record_id for e in found] == ["r4", "r3", "r2"]
-    assert await state.client.zcard(f"{state.prefix}l:x:h:42") == 3  # memory stays bounded
+    assert await state.client.zcard(f"{state.prefix}l:x:p:42") == 3  # memory stays bounded
+    # a lookup many reports share (a text sketch value) keeps fewer
+    assert [e.record_id for e in await index.candidates(["h:7"], t - 60)] == ["r4", "r3"]
     # trimmed from the shared lookup only: r0 is still found by its own order
     assert [e.record_id for e in await index.candidates(["o:0"], t - 60)] == ["r0"]
-    both = await index.candidates(["h:42", "o:0"], t - 60)
+    both = await index.candidates(["p:42", "o:0"], t - 60)
     assert [e.record_id for e in both] == ["r4", "r3", "r2", "r0"]
 
 
