@@ -14,9 +14,15 @@ cost of one record's triage, measured over repeated passes in this process
 next to the cost of validating the same record (pydantic), the baseline.
 
     .venv/bin/python bench/triage_eval.py [--split test|tune|all] [--rules F] [--json F] [--misses]
-                                          [--markdown]
+                                          [--markdown] [--rules-only]
 
 ``--markdown`` prints the figures as a Markdown section for ``bench/RESULTS.md``.
+
+Two configurations are measured the same way: the shipped rules with the
+shipped learned models (the category model, :mod:`triage.model`, and the P1
+signal, :mod:`triage.p1_model`; the headline figures) and the rules alone
+(``--rules-only`` makes them the headline); the comparison is printed after
+the headline.
 """
 
 from __future__ import annotations
@@ -161,7 +167,44 @@ def markdown(figures: dict[str, Any]) -> str:
         f"{figures['validate_us_per_record']:.1f} µs to validate the same record "
         f"(ratio {figures['ratio_triage_to_validate']:.2f}).",
     ]
+    compared = figures.get("configurations", {})
+    if compared:
+        lines += [
+            "",
+            "| configuration | category | priority | P1 recall | P1 precision "
+            "| expectations F1 | µs/record |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *(
+                f"| {name} | {row['category_accuracy']:.3f} | {row['priority_accuracy']:.3f} "
+                f"| {row['p1_recall']:.3f} | {row['p1_precision']:.3f} "
+                f"| {row['expectations_f1']:.3f} | {row['triage_us_per_record']:.1f} |"
+                for name, row in compared.items()
+            ),
+        ]
     return "\n".join(lines)
+
+
+def configurations(rules: Path | None, rules_only: bool) -> dict[str, Triage]:
+    """The engines to compare, the headline first."""
+    ruleset = load_ruleset(rules)
+    engines = {
+        "rules + models": Triage(ruleset),
+        "rules only": Triage(ruleset, model=None, p1_model=None),
+    }
+    if rules_only:
+        return dict(reversed(engines.items()))
+    return engines
+
+
+def evaluate(
+    items: list[dict[str, Any]], engine: Triage
+) -> tuple[list[ComplaintRecord], dict[str, Any]]:
+    stage = TriageStage(engine)
+    problems: list[str] = []
+    records = list(triage_lines(stage, (json.dumps(as_record(i)) for i in items), problems.append))
+    if problems:
+        raise SystemExit("\n".join(problems))
+    return records, score(items, records) | cost(stage, records)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,20 +216,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="print a Markdown section for bench/RESULTS.md"
     )
+    parser.add_argument(
+        "--rules-only", action="store_true", help="headline the rules without the learned model"
+    )
     args = parser.parse_args(argv)
 
     items = [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line.strip()]
     if args.split != "all":
         items = [i for i in items if i["split"] == args.split]
-    stage = TriageStage(Triage(load_ruleset(args.rules)))
-    problems: list[str] = []
-    records = list(triage_lines(stage, (json.dumps(as_record(i)) for i in items), problems.append))
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        return 2
-    figures = score(items, records) | cost(stage, records)
+    engines = configurations(args.rules, args.rules_only)
+    results = {name: evaluate(items, engine) for name, engine in engines.items()}
+    headline = next(iter(engines))
+    records, figures = results[headline]
     figures["split"] = args.split
-    figures["ruleset_version"] = stage.rules.ruleset.version
+    figures["ruleset_version"] = engines[headline].version
+    figures["configurations"] = {
+        name: {key: value for key, value in found.items() if key != "per_category"}
+        for name, (_, found) in results.items()
+    }
     if args.markdown:
         print(markdown(figures))
         if args.json:
@@ -211,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'category':<24} {'n':>4} {'precision':>9} {'recall':>7}")
     for code, row in figures["per_category"].items():
         print(f"  {code:<24} {row['support']:>4} {row['precision']:>9.2f} {row['recall']:>7.2f}")
+    for name, row in figures["configurations"].items():
+        print(
+            f"  {name:<14} category {row['category_accuracy']:.3f}  priority "
+            f"{row['priority_accuracy']:.3f}  P1 recall {row['p1_recall']:.3f}  P1 precision "
+            f"{row['p1_precision']:.3f}  expectations F1 {row['expectations_f1']:.3f}  "
+            f"{row['triage_us_per_record']:.1f} µs/record"
+        )
     if args.misses:
         for item, record in zip(items, records, strict=True):
             wrong = [

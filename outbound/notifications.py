@@ -228,10 +228,7 @@ class OutcomePublisher:
         async with self._draining:
             while outcomes := await self.store.unpublished(batch_size):
                 await self.sink.publish(
-                    [
-                        OutboxEntry(o.seq, o.record_id, "", o.record_id, "", o.body)
-                        for o in outcomes
-                    ]
+                    [OutboxEntry(o.seq, o.record_id, "", o.record_id, "", o.body) for o in outcomes]
                 )
                 await self.store.mark_published([o.seq for o in outcomes], self.clock.now())
                 total += len(outcomes)

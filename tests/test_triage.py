@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 from schemas.record import ComplaintRecord, Expectation
 from triage.amounts import chinese_number, find_amounts
 from triage.engine import Triage, TriageResult
+from triage.model import ModelError, dump_model, grams, load_model, read_model, shipped_model
+from triage.p1_model import P1Model, p1_grams, read_p1_model, shipped_p1_model
 from triage.ruleset import CATEGORY_CODES, RulesetError, load_ruleset, parse_ruleset
-from triage.scanning import Scanner, first_chars
+from triage.scanning import JointScanner, Scanner, first_chars
 from triage.text import Homophones, matching_form, read_spoken_digits, simplify
 
 POLICY_LABELS = {
@@ -95,7 +97,7 @@ def test_a_users_rules_file_is_read_from_its_path(tmp_path: Path) -> None:
     assert (verdict.category_code, verdict.priority, verdict.ruleset_version) == (
         "billing.invoice",
         "P1",
-        "site-7",
+        f"site-7+{shipped_model().version}+{shipped_p1_model().version}",
     )
 
 
@@ -710,3 +712,152 @@ def test_first_chars_of_a_pattern() -> None:
 
 
 _RULES = Triage(load_ruleset())
+
+
+# --- the learned category model (catmodel) ---------------------------------------------
+
+
+def test_a_complaint_with_no_rule_word_still_gets_a_sensible_category(rules: Triage) -> None:
+    text = "售后让我先寄回去检测再说，寄回去两周了一点消息都没有"
+    assert Triage(load_ruleset(), model=None).triage_text(text).category_code == "other"
+    assert rules.triage_text(text).category_code == "service.process"
+
+
+def test_the_models_reason_names_the_words_that_decided(rules: Triage) -> None:
+    verdict = rules.triage_text("售后让我先寄回去检测再说，寄回去两周了一点消息都没有")
+    reason = next(r for r in verdict.reasons if r.startswith("类别"))
+    assert reason.startswith("类别 service.process（模型）：")
+    words = re.findall("「([^」]*)」", reason)
+    assert "售后" in words
+    assert all(word in "售后让我先寄回去检测再说,寄回去两周了一点消息都没有" for word in words)
+
+
+def test_when_the_rules_decide_their_reason_stays(rules: Triage) -> None:
+    verdict = rules.triage_text("插座烧黑了")
+    assert "类别 product.malfunction: 「插座烧黑」" in verdict.reasons
+
+
+def test_words_against_a_category_are_a_veto_the_model_cannot_overrule(rules: Triage) -> None:
+    assert rules.triage_text("外包装完好，里面的盘子碎了").category_code == "product.defect"
+
+
+def test_the_shipped_model_loads_and_matches_its_declared_version() -> None:
+    from bench.triage.train_model import VERSION
+
+    model = shipped_model()
+    assert model.version == VERSION
+    assert Triage(load_ruleset()).version.startswith(f"{load_ruleset().version}+{VERSION}+")
+    assert len(model.scores(grams("开不了机"))) == len(CATEGORY_CODES)
+
+
+def test_a_broken_model_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "model.json.gz"
+    path.write_bytes(b"not gzip")
+    with pytest.raises(ModelError, match="not a gzip-compressed JSON model"):
+        load_model(path)
+
+
+def test_training_is_deterministic_and_learns_a_tiny_set() -> None:
+    from bench.triage.train_model import fit
+
+    tiny = [
+        ("开不了机", "product.malfunction"),
+        ("屏幕开不了机了", "product.malfunction"),
+        ("发票没开", "billing.invoice"),
+        ("要开发票", "billing.invoice"),
+    ]
+    data = [(frozenset(grams(matching_form(t))), CATEGORY_CODES.index(c)) for t, c in tiny]
+    first, second = fit(data, epochs=5), fit(data, epochs=5)
+    assert dump_model(first) == dump_model(second)
+    assert read_model(dump_model(first)).weights == first.weights
+    for text, code in tiny:
+        scores = first.scores(grams(matching_form(text)))
+        assert CATEGORY_CODES[scores.index(max(scores))] == code
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.sampled_from(list("插座头烧黑以旧换新不加热了,。没0123天Xx"))))
+def test_one_joint_scan_finds_what_each_groups_own_scanner_finds(text: str) -> None:
+    groups = [
+        ["(插座|插头)[^,。]{0,4}(烧黑|烧)", "(?<!以旧)换新", "没"],
+        ["不(加)?热了|不加热", "\\d+天", "(?i:x)热"],
+        ["[^,]热", "新"],  # a start that cannot be listed: tried everywhere
+    ]
+    expected = [list(Scanner(group).finditer(text)) for group in groups]
+    assert JointScanner([*groups, []]).scan(text) == [*expected, []]
+
+
+# --- the learned P1 signal (p1model) -------------------------------------------------------
+
+#: Said by no P1 rule (焦糊的味道 is not 焦味); the shipped P1 model reads it as a fire hazard.
+_UNRULED_HAZARD = "充电器插上以后噼啪响还冒出一股焦糊的味道"
+
+
+def test_the_p1_model_finds_a_hazard_no_rule_names_and_names_its_words() -> None:
+    assert Triage(load_ruleset(), p1_model=None).triage_text(_UNRULED_HAZARD).priority != "P1"
+    verdict = _RULES.triage_text(_UNRULED_HAZARD)
+    assert verdict.priority == "P1"
+    assert verdict.reasons[0].startswith("P1（模型）：")
+    words = re.findall("「([^」]*)」", verdict.reasons[0])
+    assert words and all(word in _UNRULED_HAZARD for word in words)
+
+
+def _eager_p1_model() -> P1Model:
+    """A P1 model that says P1 for anything with 气炸, 曝光, 投诉, 起火 or 怪怪 in it."""
+    weights = {word: 50.0 for word in ("气炸", "曝光", "投诉", "起火", "怪怪")}
+    return P1Model("eager", -5.0, weights, threshold=0.5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "客服态度太差，我真的气炸了",  # emotion, guarded by the rules
+        "这个相机夜景曝光过度，拍出来一片白",  # a camera's exposure
+        "没有起火，就是插上以后不加热",  # negated
+        "我要投诉到平台，退一赔三",  # no regulator, no lawsuit: a trap
+    ],
+)
+def test_a_p1_trap_stays_below_p1_whatever_the_model_says(text: str) -> None:
+    model = _eager_p1_model()
+    assert model.probability(p1_grams(matching_form(text))) > model.threshold
+    verdict = Triage(load_ruleset(), p1_model=model).triage_text(text)
+    assert verdict.priority != "P1", verdict.reasons
+
+
+def test_the_eager_model_does_raise_what_no_trap_covers() -> None:
+    verdict = Triage(load_ruleset(), p1_model=_eager_p1_model()).triage_text("这瓶饮料喝着怪怪的")
+    assert verdict.priority == "P1"
+    assert verdict.reasons[0] == "P1（模型）：「怪怪」"
+
+
+def test_the_shipped_p1_model_loads_and_declares_its_version_and_threshold() -> None:
+    from bench.triage.train_model import P1_THRESHOLD, P1_VERSION
+
+    model = shipped_p1_model()
+    assert (model.version, model.threshold) == (P1_VERSION, P1_THRESHOLD)
+    assert Triage(load_ruleset()).version.endswith(f"+{P1_VERSION}")
+    assert 0 < model.probability(p1_grams("插座冒烟起火了")) < 1
+
+
+def test_the_p1_model_reads_pairs_and_triples_with_digits_as_one() -> None:
+    pairs = ["烧黑", "黑了", "了,", ",订", "订单", "单0"]
+    triples = ["烧黑了", "黑了,", "了,订", ",订单", "订单0"]
+    assert p1_grams("烧黑了,订单123") == [*pairs, *triples]
+
+
+def test_a_broken_p1_model_file_says_so() -> None:
+    with pytest.raises(ModelError, match="not a gzip-compressed JSON model"):
+        read_p1_model(b"not gzip")
+    with pytest.raises(ModelError, match="threshold"):
+        P1Model("x", 0.0, {}, threshold=1.5)
+
+
+def test_p1_training_is_deterministic_and_learns_a_tiny_set() -> None:
+    from bench.triage.train_model import fit_p1
+
+    tiny = [("插座冒烟了", 1), ("冒烟起火", 1), ("发票没开", 0), ("要开发票", 0)] * 3
+    data = [(tuple(p1_grams(matching_form(t))), label) for t, label in tiny]
+    # a tiny set shares every n-gram widely: keep them all
+    first, second = fit_p1(data, epochs=5, most_shared=1.0), fit_p1(data, epochs=5, most_shared=1.0)
+    assert first.to_json() == second.to_json()
+    assert first.probability(p1_grams("插座冒烟了")) > 0.5 > first.probability(p1_grams("发票没开"))

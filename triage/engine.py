@@ -13,8 +13,22 @@ same failure).
   adds ``remedy_bonus`` to the categories it targets that already have evidence.
   The highest score wins, a tie goes to the category listed first in
   :data:`~triage.ruleset.CATEGORY_CODES`; below ``min_score`` it is ``other``.
+  With a learned model (:mod:`triage.model`, the shipped one by default), the
+  rules decide alone when they lead the runner-up by ``decisive_margin``
+  points; otherwise each category's model score plus ``rule_weight`` times its
+  rule score decides (a category the rules have words against, such as
+  ``包装完好`` for transit damage, cannot win). When that choice is the rules'
+  own, the reason is the rules'; when the model overrules them, or decides where the rules found
+  nothing, the reason names the n-grams that weighed most:
+  ``类别 product.defect（模型）：「发霉」「异味」``.
 * Priority: every trigger that fires gives a level and a reason; the highest
-  level wins (P1 over P2 over P3 over P4). Nothing fired: P3. Improvement as
+  level wins (P1 over P2 over P3 over P4). Where no P1 trigger fired, the
+  learned P1 signal (:mod:`triage.p1_model`, the shipped one by default) gives
+  P1 when its probability reaches its threshold, unless the P1 triggers saw
+  their own words there and ruled them out (a guard or a negation: ``没起火``,
+  ``气炸了``, a camera's ``曝光``) or one of ``[learned_p1] traps`` stands in the
+  text (``投诉到平台``); its reason names the n-grams that weighed most:
+  ``P1（模型）：「冒火」「电源线」``. Nothing fired: P3. Improvement as
   the only voiced remedy gives P4 when there is no open fault: a category of
   no real fault, a problem the customer says is solved, or category words that
   all stand inside the wish itself (``建议简化开票流程``).
@@ -24,17 +38,20 @@ same failure).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
+from typing import NamedTuple, cast
 
 from schemas.record import Category, ComplaintRecord, Expectation, Priority
 from triage.amounts import find_amounts
+from triage.model import SHIPPED, CategoryModel, Shipped, grams, shipped_model
+from triage.p1_model import P1Model, p1_grams, shipped_p1_model
 from triage.patterns import Hit, NegationCues, PatternGroup
 from triage.ruleset import CATEGORY_CODES, EXPECTATIONS, Ruleset
-from triage.scanning import Scanner
+from triage.scanning import JointScanner
 from triage.text import Homophones, fold, simplify
 
 _QUOTED_WORDS = 3
@@ -61,8 +78,19 @@ class TriageResult:
 class Triage:
     """The rules of one ruleset, compiled; :meth:`triage` labels a record."""
 
-    def __init__(self, ruleset: Ruleset) -> None:
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        model: CategoryModel | Shipped | None = SHIPPED,
+        p1_model: P1Model | Shipped | None = SHIPPED,
+    ) -> None:
+        """The learned models, the shipped ones by default; None: rules only.
+
+        ``model``: the category model; ``p1_model``: the P1 signal.
+        """
         self.ruleset = ruleset
+        self.model = shipped_model() if isinstance(model, Shipped) else model
+        self.p1_model = shipped_p1_model() if isinstance(p1_model, Shipped) else p1_model
         negation = ruleset.negation
         self._homophones = Homophones(ruleset.homophones)
         facts = NegationCues(negation.cues, negation.exceptions, negation.max_gap)
@@ -75,9 +103,6 @@ class Triage:
             for category in sorted(ruleset.categories, key=lambda c: order[c.code])
         )
         self._labels = {category.code: category.label for category in ruleset.categories}
-        # Cues are scanned like rules (a prefilter on their first characters): cheaper
-        # than one alternation tried at every position.
-        self._focus = _cues(ruleset.scoring.focus_cues)
         # All triggers are scanned as one group, the higher levels first, so a
         # position two triggers share goes to the higher one.
         self._triggers = tuple(sorted(ruleset.triggers, key=lambda t: _RANK[t.priority]))
@@ -86,19 +111,40 @@ class Triage:
             [pattern for trigger in self._triggers for pattern in trigger.patterns], facts
         )
         self._vetoes = tuple(_any_of(t.unless_anywhere) for t in self._triggers)
+        self._p1_patterns = frozenset(
+            number
+            for number, index in enumerate(self._trigger_of)
+            if self._triggers[index].priority == "P1"
+        )
+        self._p1_traps = _any_of(ruleset.learned_p1.traps)
         rows = ruleset.expectations
         self._gives_of = tuple(row.gives for row in rows for _ in row.patterns)
         self._expectation_hits = PatternGroup(
             [pattern for row in rows for pattern in row.patterns], wishes
         )
-        self._resolved = _cues(ruleset.improvement_only.resolved)
-        self._wish = _cues(ruleset.improvement_only.wish_cues)
+        # Every group and cue list is scanned in one pass over the text; each
+        # gets its own matches back, by its place in this list.
+        groups = [group for _, group in self._categories]
+        groups += [self._trigger_hits, self._expectation_hits]
+        cues = [
+            ruleset.scoring.focus_cues,
+            ruleset.improvement_only.resolved,
+            ruleset.improvement_only.wish_cues,
+        ]
+        self._scanner = JointScanner([*(group.patterns for group in groups), *cues])
+        self._triggers_at = len(self._categories)
+        self._expectations_at = self._triggers_at + 1
+        self._focus_at = self._expectations_at + 1
+        self._resolved_at = self._focus_at + 1
+        self._wish_at = self._resolved_at + 1
         self._not_paid = _any_of(ruleset.high_value.not_paid)
         self._not_order_value = _any_of(ruleset.high_value.not_order_value)
 
     @property
     def version(self) -> str:
-        return self.ruleset.version
+        """The ruleset's version and each model's: ``2026.12-4+catmodel-1+p1model-1``."""
+        models = (model.version for model in (self.model, self.p1_model) if model is not None)
+        return "+".join((self.ruleset.version, *models))
 
     def triage(
         self, record: ComplaintRecord, *, repeated: bool = False, batch: bool = False
@@ -128,10 +174,11 @@ class Triage:
         """
         simplified = simplify(description)
         text = fold(simplified, self._homophones)
-        expectations, expectation_reasons = self._voiced(text)
-        code, category_reason, evidence = self._category(text, expectations)
-        fired = self._priorities(text, simplified, code, tier, amount_cny, repeated, batch)
-        fired.extend(self._improvement_only(text, code, expectations, evidence))
+        scan = self._scanner.scan(text)
+        expectations, expectation_reasons = self._voiced(text, scan)
+        code, category_reason, evidence = self._category(text, scan, expectations)
+        fired = self._priorities(text, scan, simplified, code, tier, amount_cny, repeated, batch)
+        fired.extend(self._improvement_only(text, scan, code, expectations, evidence))
         fired.sort(key=lambda level_reason: _RANK[level_reason[0]])
         priority: Priority = fired[0][0] if fired else "P3"
         priority_reasons = [reason for _, reason in fired] or ["P3: 未命中 P1/P2/P4 规则（默认）"]
@@ -141,46 +188,86 @@ class Triage:
             priority=priority,
             expectations=expectations,
             reasons=(*priority_reasons, category_reason, *expectation_reasons),
-            ruleset_version=self.ruleset.version,
+            ruleset_version=self.version,
         )
 
-    def _voiced(self, text: str) -> tuple[tuple[Expectation, ...], list[str]]:
+    def _voiced(self, text: str, scan: _Scan) -> tuple[tuple[Expectation, ...], list[str]]:
         words: dict[str, list[str]] = {}
-        for hit in self._expectation_hits.hits(text):
+        for hit in self._expectation_hits.counted(text, scan[self._expectations_at]):
             for expectation in self._gives_of[hit.rule]:
                 words.setdefault(expectation, []).append(hit.words)
         voiced = tuple(cast(Expectation, e) for e in EXPECTATIONS if e in words)
         return voiced, [f"期望 {e}: {_quote(words[e])}" for e in voiced]
 
-    def _category(self, text: str, expectations: Sequence[str]) -> tuple[str, str, list[Hit]]:
-        """The dominant category, the reason, and the words that chose it."""
+    def _category(
+        self, text: str, scan: _Scan, expectations: Sequence[str]
+    ) -> tuple[str, str, list[Hit]]:
+        """The dominant category, the reason, and the rule words that chose it (if rules did)."""
+        scored = self._rule_scores(text, scan, expectations)
+        min_score = self.ruleset.scoring.min_score
+        ranked = sorted(
+            (s for s in scored if s.score >= min_score), key=lambda s: (-s.score, s.order)
+        )
+        best = ranked[0] if ranked else None
+        if self.model is not None:
+            runner_up = ranked[1].score if len(ranked) > 1 else 0
+            if best is None or best.score - runner_up < self.model.decisive_margin:
+                return self._learned(text, scored, best)
+        if best is None:
+            return "other", "类别 other: 未命中类别规则", []
+        return best.code, *_rules_reason(best)
+
+    def _rule_scores(self, text: str, scan: _Scan, expectations: Sequence[str]) -> list[_Scored]:
+        """Each category with rule hits, its score, and the words counted."""
         scoring = self.ruleset.scoring
-        focus = [(end, _sentence_end(text, end)) for _, _, end in self._focus.finditer(text)]
+        focus = [(end, _sentence_end(text, end)) for _, _, end in scan[self._focus_at]]
         targeted = {
             code
             for e in expectations
             for code in scoring.remedy_targets.get(cast(Expectation, e), ())
         }
-        best: tuple[int, str, list[Hit], bool] | None = None
-        for code, group in self._categories:
-            found = group.hits(text)
+        scored = []
+        for order, (code, group) in enumerate(self._categories):
+            matches = scan[order]
+            if not matches:
+                continue
+            found = group.counted(text, matches)
             if not found:
                 continue
             score, hits, stressed = _score(found, focus, scoring.focus_multiplier)
             if score > 0 and code in targeted:
                 score += scoring.remedy_bonus
-            if score >= scoring.min_score and (best is None or score > best[0]):
-                best = (score, code, hits, stressed)
-        if best is None:
+            scored.append(_Scored(score, order, code, hits, stressed))
+        return scored
+
+    def _learned(
+        self, text: str, scored: Sequence[_Scored], best: _Scored | None
+    ) -> tuple[str, str, list[Hit]]:
+        """The model's scores plus the rules' weighed in; the reason names who decided."""
+        model = self.model
+        assert model is not None
+        found = grams(text)
+        combined = model.scores(found)
+        for rules in scored:
+            index = CATEGORY_CODES.index(rules.code)
+            if any(hit.weight < 0 for hit in rules.hits):
+                combined[index] = -math.inf  # the rules' words against it (包装完好) are a veto
+            elif rules.score > 0:
+                combined[index] += model.rule_weight * rules.score
+        ranked = sorted(range(len(combined)), key=lambda index: -combined[index])
+        winner, runner_up = CATEGORY_CODES[ranked[0]], CATEGORY_CODES[ranked[1]]
+        if best is not None and winner == best.code:
+            return best.code, *_rules_reason(best)
+        if best is None and winner == "other":
             return "other", "类别 other: 未命中类别规则", []
-        score, code, hits, stressed = best
-        positive = sorted((h for h in hits if h.weight > 0), key=lambda h: (-h.weight, h.start))
-        emphasis = "（客户强调）" if stressed else ""
-        return code, f"类别 {code}: {_quote(h.words for h in positive)}{emphasis}", positive
+        words = _quote(model.evidence(found, winner, runner_up))
+        overruled = f"，规则倾向 {best.code}" if best is not None else ""
+        return winner, f"类别 {winner}（模型{overruled}）：{words}", []
 
     def _priorities(
         self,
         text: str,
+        scan: _Scan,
         simplified: str,
         code: str,
         tier: str | None,
@@ -193,8 +280,14 @@ class Triage:
         if batch:
             fired.append((signals.batch, f"{signals.batch}: 批量问题（渠道的批量信号）"))
         by_trigger: dict[int, list[str]] = {}
-        for hit in self._trigger_hits.hits(text):
+        matches = scan[self._triggers_at]
+        counted = self._trigger_hits.counted(text, matches)
+        for hit in counted:
             by_trigger.setdefault(self._trigger_of[hit.rule], []).append(hit.words)
+        # P1 words the rules saw and ruled out (没起火, 气炸了): the model must not overrule them.
+        ruled_out = sum(index in self._p1_patterns for index, _, _ in matches) > sum(
+            hit.rule in self._p1_patterns for hit in counted
+        )
         for index, words in sorted(by_trigger.items()):
             trigger, veto = self._triggers[index], self._vetoes[index]
             if trigger.when_tier_unknown and tier is not None:
@@ -202,8 +295,18 @@ class Triage:
             if trigger.categories and code not in trigger.categories:
                 continue
             if veto.search(text):
+                ruled_out = ruled_out or trigger.priority == "P1"
                 continue
             fired.append((trigger.priority, f"{trigger.priority}: {trigger.reason}{_quote(words)}"))
+        if (
+            self.p1_model is not None
+            and not ruled_out
+            and not any(level == "P1" for level, _ in fired)
+            and not self._p1_traps.search(text)
+        ):
+            found = p1_grams(text)
+            if self.p1_model.probability(found) >= self.p1_model.threshold:
+                fired.append(("P1", f"P1（模型）：{_quote(self.p1_model.evidence(found))}"))
         if tier == "vip":
             fired.append((signals.vip_tier, f"{signals.vip_tier}: VIP 客户（渠道会员等级）"))
         threshold = Decimal(high_value.threshold_cny)
@@ -226,31 +329,51 @@ class Triage:
         return fired
 
     def _improvement_only(
-        self, text: str, code: str, expectations: Sequence[str], evidence: Sequence[Hit]
+        self,
+        text: str,
+        scan: _Scan,
+        code: str,
+        expectations: Sequence[str],
+        evidence: Sequence[Hit],
     ) -> Iterable[tuple[Priority, str]]:
         rule = self.ruleset.improvement_only
         if not expectations or not set(expectations) <= set(rule.expectations):
             return
         level = rule.priority
-        resolved = next(self._resolved.finditer(text), None)
+        resolved = next(iter(scan[self._resolved_at]), None)
         if code in rule.categories:
             yield level, f"{level}: 仅提改进建议（类别 {code}）"
         elif resolved:
             _, start, end = resolved
             yield level, f"{level}: 仅提改进建议（问题已解决「{text[start:end]}」）"
-        elif evidence and self._inside_wishes(text, evidence):
+        elif evidence and self._inside_wishes(text, scan, evidence):
             wished = _quote(h.words for h in evidence)
             yield level, f"{level}: 仅提改进建议（{wished}是建议的内容，不是故障）"
 
-    def _inside_wishes(self, text: str, evidence: Sequence[Hit]) -> bool:
+    def _inside_wishes(self, text: str, scan: _Scan, evidence: Sequence[Hit]) -> bool:
         """Whether every hit stands after a wish cue, in the cue's sentence."""
-        wishes = [(start, _sentence_end(text, end)) for _, start, end in self._wish.finditer(text)]
+        wishes = [(start, _sentence_end(text, end)) for _, start, end in scan[self._wish_at]]
         return all(any(low <= hit.start < high for low, high in wishes) for hit in evidence)
 
 
-def _cues(patterns: Sequence[str]) -> Scanner:
-    """Cues (focus, wishes, resolution) scanned together; none at all never matches."""
-    return Scanner(patterns or [r"(?!)x"])
+#: What :meth:`JointScanner.scan` found: per group, (pattern, start, end) of each match.
+_Scan = list[list[tuple[int, int, int]]]
+
+
+class _Scored(NamedTuple):
+    """A category the rules found words for: its score and the words counted."""
+
+    score: int
+    order: int
+    code: str
+    hits: list[Hit]
+    stressed: bool
+
+
+def _rules_reason(best: _Scored) -> tuple[str, list[Hit]]:
+    positive = sorted((h for h in best.hits if h.weight > 0), key=lambda h: (-h.weight, h.start))
+    emphasis = "（客户强调）" if best.stressed else ""
+    return f"类别 {best.code}: {_quote(h.words for h in positive)}{emphasis}", positive
 
 
 def _any_of(patterns: Sequence[str]) -> re.Pattern[str]:

@@ -12,7 +12,8 @@ clause, ``。`` a sentence.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from functools import cached_property
 from typing import NamedTuple
 
 from triage.ruleset import PatternRule
@@ -57,24 +58,36 @@ class NegationCues:
 
 
 class PatternGroup:
-    """Patterns compiled together; :meth:`hits` is all a caller needs."""
+    """Patterns compiled together; :meth:`hits` is all a caller needs.
+
+    A caller that scans several groups at once (:class:`~triage.scanning.JointScanner`,
+    over :attr:`patterns`) passes each group its matches through :meth:`counted`.
+    """
 
     def __init__(self, rules: Sequence[PatternRule], negation: NegationCues | None) -> None:
         self._rules = tuple(rules)
         self._negation = negation
-        self._scanner = Scanner([rule.match for rule in rules]) if rules else None
+        self.patterns = tuple(rule.match for rule in rules)
         self._guards = tuple(
             re.compile("|".join(f"(?:{guard})" for guard in rule.unless)) if rule.unless else None
             for rule in rules
         )
 
+    @cached_property
+    def _scanner(self) -> Scanner:
+        return Scanner(self.patterns)
+
     def hits(self, text: str) -> list[Hit]:
         """Matches that count: not inside a guard's match, not cancelled by a negation cue."""
-        if self._scanner is None:
+        if not self._rules:
             return []
+        return self.counted(text, self._scanner.finditer(text))
+
+    def counted(self, text: str, matches: Iterable[tuple[int, int, int]]) -> list[Hit]:
+        """The matches (pattern, start, end) of this group's scan that count, as :meth:`hits`."""
         found = []
-        for index, start, end in self._scanner.finditer(text):
-            if self._guarded(index, text, start, end):
+        for index, start, end in matches:
+            if self._guards[index] is not None and self._guarded(index, text, start, end):
                 continue
             rule = self._rules[index]
             if rule.negatable and self._negation and self._negation.cancels(text, start):

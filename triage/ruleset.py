@@ -197,6 +197,18 @@ class ImprovementOnly(_Rules):
     wish_cues: tuple[Regex, ...] = ()
 
 
+class LearnedP1(_Rules):
+    """When the learned P1 signal (:mod:`triage.p1_model`) may not raise a complaint to P1.
+
+    Besides these, the signal stays quiet wherever the P1 rules saw their own
+    words and ruled them out (a guard, a negation cue, ``unless_anywhere``):
+    ``没起火``, a camera's ``曝光``, ``气炸了``.
+    """
+
+    #: The policy's P1 traps no P1 rule sees: 投诉到平台, 退一赔三 without a regulator.
+    traps: tuple[Regex, ...] = ()
+
+
 class Ruleset(_Rules):
     version: str = Field(min_length=1)
     #: Speech-recognition slips and what they stand for, fixed for matching only.
@@ -208,6 +220,7 @@ class Ruleset(_Rules):
     high_value: HighValue = HighValue()
     signals: Signals = Signals()
     improvement_only: ImprovementOnly = ImprovementOnly()
+    learned_p1: LearnedP1 = LearnedP1()
     expectations: tuple[ExpectationRules, ...] = Field(default=(), alias="expectation")
 
     def category(self, code: str) -> CategoryRules:

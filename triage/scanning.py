@@ -83,6 +83,106 @@ class Scanner:
                 yield self._pattern_of[group], start, end
 
 
+class JointScanner:
+    """Several groups of patterns scanned in one pass; per group, what its :class:`Scanner` finds.
+
+    A :class:`Scanner` per group runs the regex engine over the text once per
+    group, and each run tries, at every character that starts some pattern of
+    the group, a branch per starting character until one holds it: a group of
+    several hundred starting characters pays for that at every position. Here
+    the text is walked once, in Python, and a table says, for the pair of
+    characters at each position (:func:`prefixes` of length 2, or the first
+    character alone where a pattern's second one cannot be listed), which
+    groups have a pattern that can start there and, for each such group, one
+    regex of just those patterns, in the group's order: the same first pattern
+    wins at a position, and each group keeps its leftmost non-overlapping matches.
+    """
+
+    def __init__(self, groups: Sequence[Sequence[str]]) -> None:
+        self._count = len(groups)
+        by_pair: dict[str, set[tuple[int, int]]] = {}
+        by_char: dict[str, set[tuple[int, int]]] = {}
+        anywhere: set[tuple[int, int]] = set()
+        for group, patterns in enumerate(groups):
+            for index, pattern in enumerate(patterns):
+                found = prefixes(pattern, 2)
+                if found is None:
+                    anywhere.add((group, index))
+                    continue
+                for prefix in found:
+                    table = by_pair if len(prefix) == 2 else by_char
+                    for key in _cases(prefix):
+                        table.setdefault(key, set()).add((group, index))
+        compiled: dict[tuple[tuple[int, int], ...], tuple[_Candidates, ...]] = {}
+
+        def entry(members: set[tuple[int, int]]) -> tuple[_Candidates, ...]:
+            key = tuple(sorted(members))
+            if key not in compiled:
+                compiled[key] = _candidates(groups, key)
+            return compiled[key]
+
+        self._anywhere = entry(anywhere)
+        self._everywhere = bool(anywhere)
+        self._by_char = {char: entry(members | anywhere) for char, members in by_char.items()}
+        self._by_pair = {
+            pair: entry(members | by_char.get(pair[0], set()) | anywhere)
+            for pair, members in by_pair.items()
+        }
+        self._starts = frozenset(key[0] for key in (*by_pair, *by_char))
+
+    def scan(self, text: str) -> list[list[tuple[int, int, int]]]:
+        """Per group, (index of the pattern, start, end) of each match, left to right."""
+        found: list[list[tuple[int, int, int]]] = [[] for _ in range(self._count)]
+        covered = [0] * self._count
+        by_pair, by_char, anywhere = self._by_pair, self._by_char, self._anywhere
+        starts, everywhere = self._starts, self._everywhere
+        for position, char in enumerate(text):
+            if char not in starts and not everywhere:
+                continue
+            candidates = by_pair.get(text[position : position + 2]) or by_char.get(char) or anywhere
+            for group, regex, pattern_of in candidates:
+                if position < covered[group]:
+                    continue
+                match = regex.match(text, position)
+                if match is not None:
+                    number = match.lastindex or 0
+                    end = match.end()
+                    covered[group] = end if end > position else position + 1
+                    found[group].append((pattern_of[number], position, end))
+        return found
+
+
+#: One group's patterns that can start at a position: (group, their regex, group number -> index).
+_Candidates = tuple[int, re.Pattern[str], dict[int, int]]
+
+
+def _candidates(
+    groups: Sequence[Sequence[str]], members: Sequence[tuple[int, int]]
+) -> tuple[_Candidates, ...]:
+    by_group: dict[int, list[int]] = {}
+    for group, index in members:
+        by_group.setdefault(group, []).append(index)
+    made = []
+    for group, indices in sorted(by_group.items()):
+        pattern_of: dict[int, int] = {}
+        branches, number = [], 1
+        for index in indices:
+            pattern = groups[group][index]
+            pattern_of[number] = index
+            number += 1 + re.compile(pattern).groups
+            branches.append(f"({pattern})")
+        made.append((group, re.compile("|".join(branches)), pattern_of))
+    return tuple(made)
+
+
+def _cases(prefix: str) -> set[str]:
+    """A prefix in every mix of cases, for a pattern with ``(?i:...)``."""
+    found = {""}
+    for char in prefix:
+        found = {start + case for start in found for case in {char, char.lower(), char.upper()}}
+    return found
+
+
 def _char_class(chars: Iterable[str]) -> str:
     return "[" + "".join(re.escape(char) for char in sorted(chars)) + "]"
 
