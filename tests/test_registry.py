@@ -17,17 +17,25 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def contract_classes() -> dict[str, type]:
-    """Test classes inheriting a contract (webhook or poller), by the connector they test."""
+    """Test classes inheriting a contract (webhook or poller), by the connector they test.
+
+    Found in every test module: a channel's contract class may live beside its own tests.
+    """
+    import importlib
+
     bases = (test_contract.WebhookConnectorContract, test_polling_contract.PollingConnectorContract)
-    return {
-        klass.name: klass
-        for module in (test_contract, test_polling_contract)
-        for klass in vars(module).values()
-        if isinstance(klass, type)
-        and issubclass(klass, bases)
-        and getattr(klass, "name", None)
-        and klass.__name__.startswith("Test")
-    }
+    found: dict[str, type] = {}
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        module = importlib.import_module(f"tests.{path.stem}")
+        for klass in vars(module).values():
+            if (
+                isinstance(klass, type)
+                and issubclass(klass, bases)
+                and getattr(klass, "name", None)
+                and klass.__name__.startswith("Test")
+            ):
+                found[klass.name] = klass
+    return found
 
 
 def test_the_built_in_connectors_are_installed(registry: Registry) -> None:

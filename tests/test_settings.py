@@ -198,6 +198,8 @@ def test_the_example_configuration_is_valid_once_its_secrets_come_from_the_envir
         "CONNECTORS__STORE__SECRET": "s",
         "CONNECTORS__TCCC__PASSWORD": "s",
         "CONNECTORS__WECHAT__TOKEN": "s",
+        "CONNECTORS__WEIBO_DM__APP_SECRET": "s",
+        "CONNECTORS__DOUYIN_SHOP__APP_SECRET": "s",
         "NOTIFIERS__ALIYUN_SMS__ACCESS_KEY_ID": "s",
         "NOTIFIERS__ALIYUN_SMS__ACCESS_KEY_SECRET": "s",
         "NOTIFIERS__WECHAT__APP_SECRET": "s",
