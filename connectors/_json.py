@@ -56,8 +56,8 @@ def _depth(value: Any) -> int:
     return depth
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Parse a body that must be one JSON object (UTF-8), within the caps above."""
+def parse_json_value(body: bytes) -> Any:
+    """Parse a body that must be JSON (UTF-8), within the caps above; any top-level value."""
     try:
         value = json.loads(body, parse_int=_int, parse_float=_decimal, parse_constant=_constant)
     except _NumberTooLong:
@@ -68,8 +68,14 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise MalformedPayload(f"JSON is nested deeper than {MAX_DEPTH}", "json_too_deep") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedPayload(f"body is not JSON: {exc}", "invalid_json") from None
-    if not isinstance(value, dict):
-        raise MalformedPayload("body must be a JSON object", "invalid_json")
     if _depth(value) > MAX_DEPTH:
         raise MalformedPayload(f"JSON is nested deeper than {MAX_DEPTH}", "json_too_deep")
+    return value
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse a body that must be one JSON object (UTF-8), within the caps above."""
+    value = parse_json_value(body)
+    if not isinstance(value, dict):
+        raise MalformedPayload("body must be a JSON object", "invalid_json")
     return value

@@ -40,16 +40,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
-from connectors._json import (
-    MAX_DEPTH,
-    MAX_NUMBER_CHARS,
-    _constant,
-    _decimal,
-    _depth,
-    _int,
-    _NumberTooLong,
-    parse_json_object,
-)
+from connectors._json import parse_json_object, parse_json_value
 from connectors.base import (
     ConnectorSettings,
     Outcome,
@@ -102,20 +93,9 @@ def event_sign(app_key: str, app_secret: str, body: bytes, method: SignMethod) -
 
 def _parse_array(body: bytes) -> list[Any]:
     """The body as a JSON array, with :mod:`connectors._json`'s caps on depth and numbers."""
-    try:
-        value = json.loads(body, parse_int=_int, parse_float=_decimal, parse_constant=_constant)
-    except _NumberTooLong:
-        raise MalformedPayload(
-            f"a JSON number is longer than {MAX_NUMBER_CHARS} characters", "json_number_too_long"
-        ) from None
-    except RecursionError:
-        raise MalformedPayload(f"JSON is nested deeper than {MAX_DEPTH}", "json_too_deep") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedPayload(f"body is not JSON: {exc}", "invalid_json") from None
+    value = parse_json_value(body)
     if not isinstance(value, list):
         raise MalformedPayload("a Douyin push is a JSON array of messages", "invalid_json")
-    if _depth(value) > MAX_DEPTH:
-        raise MalformedPayload(f"JSON is nested deeper than {MAX_DEPTH}", "json_too_deep")
     return value
 
 
