@@ -146,5 +146,8 @@ class TaobaoNormalizer(Normalizer):
                 "amount_cny": amount,
             },
             expectations=expectations,
+            # the buyer took the dispute to the platform: the desk has less time (triage
+            # keeps the higher of this and its own verdict, with the reason 渠道标注 P2)
+            priority="P2" if escalated(refund) else None,
             thread_id=refund_id,
         )

@@ -374,3 +374,17 @@ def test_reason_and_description_are_kept_verbatim_with_return_expected() -> None
     assert record.description == "质量问题\n  屏幕有坏点 😡 "
     assert record.expectations == ("refund", "return")
     assert record.occurred_at == NOW - timedelta(seconds=600)  # created, read as GMT+8
+
+
+def test_a_refund_escalated_to_the_platform_reaches_the_stream_at_least_p2() -> None:
+    from service.triage_stage import TriageStage
+    from triage.engine import Triage
+    from triage.ruleset import load_ruleset
+
+    stage = TriageStage(Triage(load_ruleset(None)))
+    calm = stage.apply(normalize(reason="不想要了", cs_status="1"))
+    escalated = stage.apply(normalize(reason="不想要了", cs_status="2"))
+    assert calm.priority in ("P3", "P4")
+    assert escalated.priority == "P2"
+    assert escalated.channel_detail.startswith(ESCALATION_MARKER)
+    assert escalated.triage is not None and any("P2" in r for r in escalated.triage.reasons)
