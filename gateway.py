@@ -207,7 +207,10 @@ async def start_notifications(
     async def stop() -> None:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # bounded: a task that will not end must not hold the shutdown (it is logged)
+        _, stuck = await asyncio.wait(tasks, timeout=15)
+        for task in stuck:
+            log.error("notification task %s did not stop in time; left behind", task.get_name())
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await outcomes.drain()

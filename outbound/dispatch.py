@@ -141,7 +141,10 @@ class Dispatcher:
                 await asyncio.wait(list(self._inflight), timeout=self._drain_seconds)
             for task in list(self._inflight):
                 task.cancel()
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+            if self._inflight:  # bounded: an attempt that ignores its cancel is left, logged
+                _, stuck = await asyncio.wait(list(self._inflight), timeout=self._drain_seconds)
+                for task in stuck:
+                    log.error("notification attempt %s did not stop in time", task.get_name())
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
