@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.errors import MalformedPayload
+from normalizer._fields import identifier, optional_text
 from normalizer.base import Normalizer, NotAComplaint, build_record
 from schemas import ComplaintRecord, RawEvent
 
@@ -39,7 +40,6 @@ _EXPECTATIONS = {0: ("return", "refund"), 1: ("refund",), 2: ("refund",), 3: ("e
 #: What the buyer did, by tag; the tag's own message is the buyer's first request.
 TAG_EVENTS = {"200": "", "208": "买家修改申请", "212": "买家申请平台仲裁"}
 _TIME_FIELDS = ("apply_time", "modify_time", "update_time")
-_ID = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _DIGITS = re.compile(r"[0-9]{1,15}", re.ASCII)
 _TAG_LABEL = re.compile(r"[0-9]{1,6}", re.ASCII)
 _GMT8 = timezone(timedelta(hours=8))
@@ -48,24 +48,11 @@ _MAX_SECONDS = 4_102_444_800
 
 
 def _identifier(data: Mapping[str, Any], name: str) -> str | None:
-    """An id as the exact text or digits that came; None when absent."""
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
-    if isinstance(value, str) and _ID.fullmatch(value):
-        return value
-    raise MalformedPayload(f"data.{name} must be an id (digits or short text)", "invalid_field")
+    return identifier(data, name, where="data", longest=64)
 
 
 def _text(data: Mapping[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MalformedPayload(f"data.{name} must be text", "invalid_field")
-    return value if value.strip() else None
+    return optional_text(data, name, where="data")
 
 
 def _small_int(data: Mapping[str, Any], name: str) -> int | None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from connectors.errors import MalformedPayload
 from connectors.taobao import parse_top_time
+from normalizer._fields import identifier, optional_text
 from normalizer.base import Normalizer, NotAComplaint, build_record
 from schemas import ComplaintRecord, RawEvent
 
@@ -43,29 +44,16 @@ STATUS_LABELS = {
     "CLOSED": "退款关闭",
     "SUCCESS": "退款成功",
 }
-_ID = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 _YUAN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?", re.ASCII)
 _STATUS = re.compile(r"[A-Z_]{1,40}", re.ASCII)
 
 
 def _identifier(data: Mapping[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
-    if isinstance(value, str) and _ID.fullmatch(value):
-        return value
-    raise MalformedPayload(f"refund.{name} must be an id", "invalid_field")
+    return identifier(data, name, where="refund")
 
 
 def _text(data: Mapping[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MalformedPayload(f"refund.{name} must be text", "invalid_field")
-    return value if value.strip() else None
+    return optional_text(data, name, where="refund")
 
 
 def yuan(data: Mapping[str, Any], name: str) -> Decimal | None:

@@ -25,6 +25,7 @@ from typing import Any
 from connectors._json import parse_json_object
 from connectors.errors import MalformedPayload
 from connectors.weibo_dm import parse_created_at, weibo_uid
+from normalizer._fields import text as read_text
 from normalizer.base import Normalizer, NotAComplaint, build_record
 from schemas import ComplaintRecord, RawEvent
 
@@ -52,14 +53,7 @@ _COORDINATE = re.compile(r"-?[0-9]{1,3}(?:\.[0-9]{1,15})?", re.ASCII)
 
 
 def _text(message: dict[str, Any], name: str, *, required: bool = False) -> str:
-    value = message.get(name)
-    if value is None:
-        if required:
-            raise MalformedPayload(f"Weibo message has no {name}", "missing_field")
-        return ""
-    if not isinstance(value, str):
-        raise MalformedPayload(f"{name} is not text", "invalid_field")
-    return value
+    return read_text(message, name, what="Weibo message", required=required)
 
 
 def _data(message: dict[str, Any]) -> dict[str, Any]:

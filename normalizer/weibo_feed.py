@@ -22,6 +22,7 @@ from typing import Any
 from connectors.errors import MalformedPayload
 from connectors.weibo import item_id
 from connectors.weibo_dm import parse_created_at, weibo_uid
+from normalizer._fields import text as read_text
 from normalizer.base import Normalizer, NotAComplaint, build_record
 from schemas import ComplaintRecord, RawEvent
 
@@ -52,14 +53,7 @@ def followers_label(count: int) -> str:
 
 
 def _text(item: dict[str, Any], name: str, *, required: bool = False) -> str:
-    value = item.get(name)
-    if value is None:
-        if required:
-            raise MalformedPayload(f"Weibo item has no {name}", "missing_field")
-        return ""
-    if not isinstance(value, str):
-        raise MalformedPayload(f"{name} is not text", "invalid_field")
-    return value
+    return read_text(item, name, what="Weibo item", required=required)
 
 
 def _user(item: dict[str, Any]) -> dict[str, Any]:

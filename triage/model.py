@@ -65,6 +65,21 @@ def grams(form: str) -> set[str]:
     return {*folded, *map(add, folded, folded[1:])}
 
 
+def distinct_grams(weighed: Iterable[tuple[float, int, str]], most: int) -> list[str]:
+    """The first ``most`` n-grams of ``weighed`` (best first), none inside another named one.
+
+    A character inside a pair already named (``霉`` inside ``发霉``) says nothing new.
+    """
+    named: list[str] = []
+    for _, _, gram in weighed:
+        if any(gram in other or other in gram for other in named):
+            continue
+        named.append(gram)
+        if len(named) == most:
+            break
+    return named
+
+
 class CategoryModel:
     """Weights per n-gram, sparse: each n-gram keeps only the categories it weighs for.
 
@@ -133,15 +148,7 @@ class CategoryModel:
             share = weight - by_category[gram].get(other, 0.0)
             if share > 0:
                 shares.append((-share, -len(gram), gram))
-        weighed = sorted(shares)
-        named: list[str] = []
-        for _, _, gram in weighed:
-            if any(gram in other or other in gram for other in named):
-                continue
-            named.append(gram)
-            if len(named) == most:
-                break
-        return named
+        return distinct_grams(sorted(shares), most)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -29,7 +29,7 @@ from operator import add
 from pathlib import Path
 from typing import Any
 
-from triage.model import ModelError
+from triage.model import ModelError, distinct_grams
 
 P1_MODEL_FILE = "p1_model.json.gz"
 _FORMAT = 1
@@ -96,14 +96,7 @@ class P1Model:
         weighed = sorted(
             (-weights[gram], -len(gram), gram) for gram in set(found) if weights.get(gram, 0.0) > 0
         )
-        named: list[str] = []
-        for _, _, gram in weighed:
-            if any(gram in other or other in gram for other in named):
-                continue
-            named.append(gram)
-            if len(named) == most:
-                break
-        return named
+        return distinct_grams(weighed, most)
 
     def to_json(self) -> dict[str, Any]:
         return {
