@@ -7,8 +7,10 @@ messages share an id and no formatting can collapse two: WeChat's MsgId is
 carries ``n`` in decimal, FreeSWITCH's call ``uuid``, TCCC's ``SessionId``
 and push UUID are UUID-5 hashes of ``n``, and a mail's ``Message-ID`` holds
 ``n``. Customers repeat (:data:`CUSTOMERS` of them, as the Kafka key is the
-customer), messages do not. Requests are raw HTTP/1.1 bytes, built before the
-clock starts, for the load generator to write as they are.
+customer), messages do not. A Weibo private message has no id of its own (the
+gateway keys it on sender, second and text), so its text names ``n``; a
+Douyin push's ``msg_id`` is ``7`` and ``n`` in 18 digits. Requests are raw
+HTTP/1.1 bytes, built before the clock starts, for the load generator to write as they are.
 
 WeChat texts are numbered templates by default (:func:`numbered`: four
 texts, each naming ``n``); ``wechat_messages="customers"`` writes them as
@@ -40,13 +42,27 @@ STORE_SECRET = "bench-store-secret-5f1c"
 CDR_USER = "cdr"
 CDR_PASSWORD = "bench-cdr-7d2e"
 MAIL_SECRET = "bench-mail-secret-9a4b"
+WEIBO_APP_SECRET = "bench-weibo-secret-3c8d"
+DOUYIN_APP_KEY = "7300000000000000001"
+DOUYIN_APP_SECRET = "bench-douyin-secret-6e1a"
+WEIBO_BRAND_UID = 1902538057
+#: Weibo user ids and Douyin after-sale ids sit beyond 2^53, as the real ones do.
+_BIG_ID = 2**53 + 1
 TCCC_APP_ID = 1400264214
 HOTLINE = "4008123123"
 CUSTOMERS = 5000  # distinct openids / phone numbers / addresses
 _NAMESPACE = uuid.UUID("2f4c8a86-5d0e-4a53-9f2b-6c1d7e0a9b31")
 
 #: The webhook connectors the mixed load can drive, in the order a mix cycles through them.
-WEBHOOK_CONNECTORS = ("wechat", "store", "freeswitch", "tccc", "email_mime")
+WEBHOOK_CONNECTORS = (
+    "wechat",
+    "store",
+    "freeswitch",
+    "tccc",
+    "email_mime",
+    "weibo_dm",
+    "douyin_shop",
+)
 
 _COMPLAINTS = (
     "订单{n}的商品收到时外包装破损，里面的杯子碎了，请尽快处理退货退款。",
@@ -71,6 +87,8 @@ def connector_settings(connectors: Sequence[str]) -> dict[str, dict[str, str]]:
         "freeswitch": {"username": CDR_USER, "password": CDR_PASSWORD},
         "tccc": {"username": CDR_USER, "password": CDR_PASSWORD, "sdk_app_id": str(TCCC_APP_ID)},
         "email_mime": {"secret": MAIL_SECRET},
+        "weibo_dm": {"app_secret": WEIBO_APP_SECRET},
+        "douyin_shop": {"app_key": DOUYIN_APP_KEY, "app_secret": DOUYIN_APP_SECRET},
     }
     return {name: sections[name] for name in connectors}
 
@@ -268,12 +286,53 @@ def _sign_mail(raw: bytes, now: int) -> dict[str, str]:
     return MailRelaySender(MAIL_SECRET).sign(raw, now)
 
 
+def weibo_dm(port: int, n: int, now: int) -> bytes:
+    """A signed fans-service private message; sender ``2^53 + n % CUSTOMERS``, text naming ``n``.
+
+    Weibo has no message id: the gateway keys a message on sender, second, type and
+    text, so the text names ``n`` and no two messages can share a key.
+    """
+    from service.senders import WeiboDmSender
+
+    sender = WeiboDmSender(WEIBO_APP_SECRET)
+    body = sender.text(
+        _BIG_ID + n % CUSTOMERS,
+        WEIBO_BRAND_UID,
+        _COMPLAINTS[n % len(_COMPLAINTS)].format(n=n),
+        datetime.fromtimestamp(now, UTC),
+    )
+    query = urlencode(sender.query(now * 1000, f"{n:010d}"))
+    return _post(port, f"/webhooks/weibo_dm?{query}", {"content-type": "application/json"}, body)
+
+
+def douyin_shop(port: int, n: int, now: int) -> bytes:
+    """A signed 抖店 push of one after-sale request (tag 200); ``msg_id`` and ids from ``n``."""
+    from service.senders import DouyinShopSender
+
+    data = {
+        "aftersale_id": _BIG_ID + n,
+        "aftersale_type": n % 4,
+        "aftersale_status": 6,
+        "apply_time": now,
+        "p_id": 4_900_000_000_000_000_000 + n,
+        "s_id": 4_900_000_000_000_000_000 + n,
+        "shop_id": 91_234_567,
+        "reason_code": 12,
+        "refund_amount": 1000 + n % 50_000,
+    }
+    sender = DouyinShopSender(DOUYIN_APP_KEY, DOUYIN_APP_SECRET)
+    body = sender.body(("200", f"7{n:018d}", data))
+    return _post(port, "/webhooks/douyin_shop", sender.headers(body), body)
+
+
 BUILDERS: dict[str, Callable[[int, int, int], bytes]] = {
     "wechat": wechat,
     "store": store,
     "freeswitch": freeswitch,
     "tccc": tccc,
     "email_mime": email_mime,
+    "weibo_dm": weibo_dm,
+    "douyin_shop": douyin_shop,
 }
 
 #: What each connector answers when it took a message in (a repeat may look the same:
@@ -284,6 +343,8 @@ _ACCEPTED_ANSWERS: dict[str, Callable[[bytes], bool]] = {
     "freeswitch": lambda body: body == b"success",
     "tccc": lambda body: body == b'{"ErrCode": 0, "ErrMsg": ""}',
     "email_mime": lambda body: body == b"success",
+    "weibo_dm": lambda body: body == b"",
+    "douyin_shop": lambda body: body == b'{"code":0,"msg":"success"}',
 }
 
 

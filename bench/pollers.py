@@ -11,6 +11,15 @@
     (plaintext on loopback) starts; skipped, saying why, when Dovecot is not
     installed or the ``imap`` connector is not registered.
 
+(c) **Marketplaces and Weibo**: ``--refunds`` (10,000) after-sales on each of
+    the local fakes of :mod:`service.fake_platforms` (TOP refunds, JD JOS
+    after-sale services, Pinduoduo refunds) and as many comments on the fake
+    Weibo API, served over loopback HTTP by this process (a thread of its
+    own, so the fake's CPU competes with the gateway's on the same machine:
+    the figures are a floor, not the platform's speed). The fakes check every
+    signature as the platforms do, and page as they do (TOP 100 a page, JOS 50,
+    PDD 100, Weibo 200 with ``max_pages`` 5 a poll).
+
 Each backlog is timed from the gateway's spawn (its start-up, about a second,
 included) until ``gateway_records_published_total`` reaches the backlog's
 size; the sink is Kafka, the run's broker, a topic per backlog. ``/metrics``
@@ -41,6 +50,8 @@ from bench._report import Row, fmt, pct, print_problems, print_table, step
 from service.dovecot import DOVECOT, PASSWORD, USERNAME, Dovecot
 
 ASTERISK_TOPIC = "bench.asterisk"
+#: The polled platforms of (c), each on its own topic.
+PLATFORMS = ("taobao", "jd", "pinduoduo", "weibo")
 IMAP_TOPIC = "bench.imap"
 POLL_INTERVAL = "0.2"
 TIMEOUT = 900.0  # seconds a backlog may take before the scenario gives up on it
@@ -49,11 +60,13 @@ APPEND_THREADS = 4  # IMAP sessions filling the mailbox at once (set-up, not mea
 
 def run(args: argparse.Namespace, broker: Broker, work: Path) -> tuple[dict[str, Any], list[str]]:
     """Take in both backlogs; print their table. Returns (figures, problems)."""
-    broker.create_topics(ASTERISK_TOPIC, IMAP_TOPIC)
+    broker.create_topics(ASTERISK_TOPIC, IMAP_TOPIC, *(f"bench.{p}" for p in PLATFORMS))
     results = {
         "asterisk_csv": _asterisk(args.csv_lines, broker, work),
         "imap": _mailbox(args.mails, broker, work),
     }
+    for platform in PLATFORMS:
+        results[platform] = _platform(platform, args.refunds, broker, work)
     print_table(_rows(results), title="pollers: a backlog taken in, from gateway spawn to Kafka")
     problems = [p for r in results.values() for p in _problems(r)]
     print_problems(problems)
@@ -148,6 +161,54 @@ def _mailbox(mails: int, broker: Broker, work: Path) -> dict[str, Any]:
         }
         result = _backlog(broker, work, "imap", IMAP_TOPIC, section, mails)
     return {"what": what, "unit": "mails", "append_seconds": appended, **result}
+
+
+def _platform(name: str, count: int, broker: Broker, work: Path) -> dict[str, Any]:
+    """A backlog of ``count`` on the fake platform ``name``, polled by a fresh gateway."""
+    import secrets
+
+    from service.fake_platforms import serving_in_a_thread
+    from service.fake_platforms.jd import FakeJd
+    from service.fake_platforms.pinduoduo import FakePinduoduo
+    from service.fake_platforms.top import FakeTop
+    from service.fake_platforms.weibo import FakeWeibo
+
+    what = f"{count:,} {'comments' if name == 'weibo' else 'after-sales'} on a local fake"
+    if name not in registered_connectors():
+        return {"what": what, "skipped": f"the {name} connector is not registered"}
+    secret, token = secrets.token_hex(12), secrets.token_hex(12)
+    every = {"interval_seconds": POLL_INTERVAL, "initial_lookback_seconds": "7200"}
+    fake: Any
+    if name == "taobao":
+        fake = FakeTop("23456789", secret, token)
+        fake.add_backlog(count)
+        path = "/router/rest"
+        section = {"app_key": "23456789", "app_secret": secret, "session": token, **every}
+        section |= {"ratings": "false", "page_size": "100"}
+    elif name == "jd":
+        fake = FakeJd(app_key="bench-jd", app_secret=secret, access_token=token)
+        fake.add_backlog(count, spread_seconds=3600)
+        path = "/routerjson"
+        section = {"app_key": "bench-jd", "app_secret": secret, "access_token": token, **every}
+        section["page_size"] = "50"
+    elif name == "pinduoduo":
+        fake = FakePinduoduo("bench-pdd", secret, token)
+        fake.add_backlog(count, span_seconds=3600)
+        path = "/api/router"
+        section = {"client_id": "bench-pdd", "client_secret": secret, "access_token": token}
+        section |= {**every, "page_size": "100"}
+    else:
+        fake = FakeWeibo(token)
+        fake.add_backlog("comments/to_me", count)
+        path = "/2"
+        section = {"access_token": token, "interval_seconds": POLL_INTERVAL}
+        section |= {"endpoints": '["comments/to_me"]', "count": "200", "max_pages": "5"}
+        section["start_at"] = "beginning"
+    with serving_in_a_thread({name: fake}) as base:
+        section["api_base"] = f"{base}/{name}{path}"
+        step(f"pollers: {what}: fake {name} at {base}/{name}")
+        result = _backlog(broker, work, name, f"bench.{name}", section, count)
+    return {"what": what, "unit": "records", **result}
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
     .venv/bin/python bench/run.py --quick              # smoke run (about ten seconds)
     .venv/bin/python bench/run.py --profile            # plus a py-spy pass over the gateway
     .venv/bin/python bench/run.py --scenario mixed     # every webhook channel, next to WeChat
-    .venv/bin/python bench/run.py --scenario pollers   # Master.csv and IMAP backlogs
+    .venv/bin/python bench/run.py --scenario pollers   # Master.csv, IMAP, marketplace backlogs
     .venv/bin/python bench/run.py --scenario notifications  # status notifications
     .venv/bin/python bench/run.py --scenario stages    # what triage and linking cost intake
     .venv/bin/python bench/run.py --scenario all       # all five, one after the other
@@ -150,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mails", type=int, help="pollers: mails in the mailbox (default 5,000)")
     parser.add_argument(
+        "--refunds",
+        type=int,
+        help="pollers: after-sales (comments) on each fake platform (default 10,000)",
+    )
+    parser.add_argument(
         "--notifications",
         type=int,
         help="notifications: status updates (and store complaints) per pass (default 5,000)",
@@ -178,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args.duration = args.duration or (3.0 if quick else 10.0)
     args.csv_lines = args.csv_lines or (10_000 if quick else 100_000)
     args.mails = args.mails or (500 if quick else 5_000)
+    args.refunds = args.refunds or (1_000 if quick else 10_000)
     args.notifications = args.notifications or (500 if quick else 5_000)
     args.notify_workers = [int(w) for w in args.notify_workers.split(",") if w.strip()] or [16]
     if args.profile and not args.profile_dir:

@@ -1,25 +1,53 @@
-"""Taobao/Tmall refunds received by the shop, polled from TOP: the ``taobao`` connector.
+"""Taobao/Tmall refunds and ratings received by the shop, polled from TOP: the ``taobao`` connector.
 
-Each poll pages through ``taobao.refunds.receive.get`` (``use_has_next``,
-``page_no`` from 1 until ``has_next`` is false) over a ``modified`` window,
-every request signed by :func:`connectors._marketplace_signing.top_request_params`.
+Each poll walks two streams, every request signed by
+:func:`connectors._marketplace_signing.top_request_params`:
 
-**Cursor** (JSON): ``{"modified": "2026-11-23 10:15:00", "seen": [source keys]}``.
-``modified`` is the latest ``modified`` time seen, as TOP writes it (GMT+8,
-``yyyy-MM-dd HH:mm:ss``). The next window starts ``overlap_seconds`` before it
-and ends at the poll's own clock time, so a refund TOP indexes a little late, or
-one modified in the same second as the last one taken, is still found.
-``seen`` holds the source keys already published whose ``modified`` lies in
-that overlap; they are not published again. So a refund modified exactly at
-the boundary second is neither missed nor published twice. With no cursor the
-first window starts ``initial_lookback_seconds`` back.
+* **refunds**: ``taobao.refunds.receive.get`` (``use_has_next``, ``page_no``
+  from 1 until ``has_next`` is false) over a ``modified`` window. When a listed
+  refund carries neither the buyer's ``reason`` nor ``desc`` (the list call may
+  leave them out), one more signed call, ``taobao.refund.get`` for that refund,
+  fetches its detail (``reason``, ``desc``, ``cs_status``, ``dispute_type``,
+  ``refund_phase``…); the detail fills only the fields the listing left absent
+  or blank, and is asked for only for refunds not published before.
+* **ratings** (setting ``ratings``, default on): ``taobao.traderates.get`` with
+  ``rate_type=get``, ``role=buyer`` and ``use_has_next``, once with
+  ``result=bad`` and once with ``result=neutral``, over a ``created`` window
+  (``start_date``/``end_date``). TOP keeps only the last 180 days of ratings
+  and serves at most 200 pages, so a window never starts earlier than that
+  and a window holding more than 200 pages fails the poll.
 
-**Source key**: ``<refund_id>:<modified>:<status>:<cs_status>``. Every change
-TOP reports (a new ``modified``: the seller refused, the buyer escalated to the
+A poll succeeds or fails as a whole: any error on any call (a list page, a
+refund's detail, a ratings page) raises, nothing of the poll is published and
+the cursor stays where it was, so the next poll repeats it and nothing is lost.
+(An app without permission for ``taobao.traderates.get`` therefore stops the
+refunds too: turn ``ratings`` off.)
+
+**Cursor** (JSON): ``{"refunds": {"modified": "2026-11-23 10:15:00", "seen":
+[keys]}, "rates": {"created": "…", "seen": [keys]}}``; a stream that has
+found nothing yet is left out. A cursor of the earlier, refunds-only format
+``{"modified": …, "seen": […]}`` is read as the refunds part. Each time is
+the latest one taken, as TOP writes it (GMT+8, ``yyyy-MM-dd HH:mm:ss``). The
+next window starts ``overlap_seconds`` before it and ends at the poll's own
+clock time, so an item TOP indexes a little late, or one of the same second as
+the last one taken, is still found. ``seen`` holds the keys already published
+whose time lies in that overlap; they are not published again. So an item at
+the boundary second is neither missed nor published twice. With no position
+yet a stream's first window starts ``initial_lookback_seconds`` back. With
+``ratings`` off the ``rates`` part is kept as it was.
+
+**Source keys**: a refund is ``<refund_id>:<modified>:<status>:<cs_status>``,
+taken from the refund as listed (before any detail is merged). Every change TOP
+reports (a new ``modified``: the seller refused, the buyer escalated to the
 platform, ``cs_status`` 客服介入) is a NEW event with its own key and therefore
 its own ``record_id``; repeating a poll gives the same keys. The normalizer
 puts ``refund_id`` in ``source.thread_id`` and ``tid`` in ``product.order_id``,
-so the linker ties the later states to the first.
+so the linker ties the later states to the first. A rating is
+``rate:<tid>:<oid>:<created>``: a buyer writes it once, and the seller's
+``reply`` added later is not a new complaint. The refund event's payload is
+the refund object itself; a rating's is ``{"kind": "rate", "rate": {…}}``.
+Good ratings are not asked for; one TOP returns anyway is passed on and the
+normalizer counts it as not a complaint.
 
 **Errors** (:func:`classify_error`, TOP's ``error_response``: ``code``,
 ``msg``, ``sub_code``, ``sub_msg``, ``request_id``):
@@ -37,11 +65,13 @@ so the linker ties the later states to the first.
 
 The reference (channels.md §4.1) gives the envelope's shape but no code table:
 the codes above are TOP's commonly documented ones, UNCONFIRMED there. Also
-UNCONFIRMED: whether ``start_modified``/``end_modified`` are inclusive (the
-``seen`` set makes either safe), a maximum window length, the page order, and
-whether ``cs_status`` is returned by the list call (asked for in ``fields``;
-when absent it is ``-`` in the key). A refund modified while the pages are
-walked may shift between pages; the overlap of the next poll picks it up.
+UNCONFIRMED: whether the window bounds are inclusive (the ``seen`` sets make
+either safe), that ``start_date``/``end_date`` take ``yyyy-MM-dd HH:mm:ss``, a
+maximum window length, the page order, whether ``cs_status``, ``reason`` and
+``desc`` are returned by the list call (asked for in ``fields``; a missing
+``cs_status`` is ``-`` in the key), and whether a rating the buyer later changes
+keeps its ``created``. An item changed while the pages are walked may shift
+between pages; the overlap of the next poll picks it up.
 """
 
 from __future__ import annotations
@@ -49,15 +79,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from pydantic import Field, SecretStr
 
 from connectors._json import parse_json_object
 from connectors._marketplace_signing import GMT8, TopSignMethod, top_request_params
+from connectors._platform_api import post_form
+from connectors._window import WindowPosition as Position
 from connectors.base import ConnectorSettings
 from connectors.errors import (
     ChannelAuthError,
@@ -74,15 +105,33 @@ log = logging.getLogger(__name__)
 
 TOP_ROUTER = "https://gw.api.taobao.com/router/rest"
 REFUNDS_METHOD = "taobao.refunds.receive.get"
+REFUND_METHOD = "taobao.refund.get"
+RATES_METHOD = "taobao.traderates.get"
+#: The answer's top-level member for each method.
+RESPONSES = {
+    REFUNDS_METHOD: "refunds_receive_get_response",
+    REFUND_METHOD: "refund_get_response",
+    RATES_METHOD: "traderates_get_response",
+}
 REFUND_FIELDS = (
     "refund_id,tid,oid,title,buyer_nick,buyer_open_uid,seller_nick,total_fee,status,created,"
     "refund_fee,good_status,company_name,sid,payment,reason,desc,has_good_return,modified,"
     "order_status,refund_phase,dispute_type,end_time,cs_status,sku,num"
 )
+#: What ``taobao.refund.get`` is asked for, and what of it may fill gaps in a listed refund.
+DETAIL_FIELDS = (
+    "refund_id,reason,desc,cs_status,dispute_type,refund_phase,good_status,has_good_return"
+)
+RATE_FIELDS = "tid,oid,role,nick,result,created,item_title,item_price,content,reply,num_iid"
+#: The ratings that are complaints, asked for one ``result`` at a time.
+COMPLAINT_RESULTS = ("bad", "neutral")
+#: TOP serves ratings of the last 180 days only.
+RATES_HISTORY = timedelta(days=180)
 TOP_TIME = "%Y-%m-%d %H:%M:%S"
-_SECOND = timedelta(seconds=1)
-#: A window that needs more pages than this is refused (a platform that never ends paging).
+#: A refund window that needs more pages than this is refused (a platform that never ends paging).
 MAX_PAGES = 1000
+#: TOP's own limit on ``page_no`` for ratings.
+MAX_RATE_PAGES = 200
 
 #: TOP ``code`` values by meaning (commonly documented; UNCONFIRMED in the reference).
 RATE_LIMIT_CODES = frozenset({7})
@@ -99,12 +148,20 @@ class TaobaoSettings(PollingSettings):
     api_base: str = Field(TOP_ROUTER, description="TOP router URL (tests point it at a fake).")
     sign_method: TopSignMethod = Field("md5", description="md5, hmac (HMAC-MD5) or hmac-sha256.")
     page_size: int = Field(100, ge=1, le=100, description="Refunds per page (TOP allows 100).")
+    ratings: bool = Field(
+        True,
+        description="Also poll bad and neutral ratings (taobao.traderates.get) as complaints; "
+        "turn off when the app has no permission for ratings.",
+    )
+    rates_page_size: int = Field(
+        150, ge=1, le=150, description="Ratings per page (TOP allows 150, and 200 pages)."
+    )
     overlap_seconds: int = Field(
         120,
         ge=0,
         le=86_400,
-        description="Each window starts this long before the last modified time taken, "
-        "so refunds TOP indexes late are still found.",
+        description="Each window starts this long before the last time taken "
+        "(refund modified, rating created), so items TOP indexes late are still found.",
     )
     initial_lookback_seconds: int = Field(
         86_400,
@@ -158,44 +215,129 @@ def classify_error(error: Mapping[str, Any]) -> ChannelError:
     return ChannelError(what + ": request refused, a bug in the gateway")
 
 
-def _load(cursor: str | None) -> tuple[datetime | None, set[str]]:
+# -- the cursor -------------------------------------------------------------------------
+
+
+def _key_time(key: str) -> datetime | None:
+    """The time inside a source key: ``rate:tid:oid:<created>`` or ``id:<modified>:status:cs``."""
+    try:
+        if key.startswith("rate:"):
+            return parse_top_time(key[-len("yyyy-MM-dd HH:mm:ss") :])
+        parts = key.split(":")
+        return parse_top_time(":".join(parts[1:4])) if len(parts) >= 6 else None
+    except ValueError:
+        return None
+
+
+def load_cursor(cursor: str | None) -> tuple[Position, Position]:
+    """The refunds and ratings positions; the refunds-only format is the refunds part."""
     if not cursor:
-        return None, set()
+        return Position(), Position()
     try:
         raw = json.loads(cursor)
-        return parse_top_time(str(raw["modified"])), {str(k) for k in raw.get("seen", [])}
+        if "modified" in raw:
+            return Position.load(raw, "modified", parse_top_time), Position()
+        return Position.load(raw.get("refunds"), "modified", parse_top_time), Position.load(
+            raw.get("rates"), "created", parse_top_time
+        )
     except (ValueError, TypeError, KeyError, AttributeError):
         log.warning("taobao cursor unreadable; starting from the initial lookback")
-        return None, set()
+        return Position(), Position()
+
+
+def dump_cursor(refunds: Position, rates: Position) -> str | None:
+    parts = {
+        "refunds": refunds.dump("modified", top_time),
+        "rates": rates.dump("created", top_time),
+    }
+    kept = {name: part for name, part in parts.items() if part is not None}
+    return json.dumps(kept, ensure_ascii=False) if kept else None
+
+
+# -- events -----------------------------------------------------------------------------
+
+
+def _required_time(item: Mapping[str, Any], name: str, what: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str):
+        raise MalformedPayload(f"a {what} has no {name} time", "missing_field")
+    try:
+        parse_top_time(value)
+    except ValueError:
+        raise MalformedPayload(
+            f"a {what}'s {name} time is not TOP's format", "invalid_field"
+        ) from None
+    return value
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def refund_event(
-    refund: Mapping[str, Any], received_at: datetime, connector: str = "taobao"
+    refund: Mapping[str, Any],
+    received_at: datetime,
+    connector: str = "taobao",
+    detail: Mapping[str, Any] | None = None,
 ) -> RawEvent:
-    """One refund (an item of ``refunds.refund``) as a RawEvent; see the module docstring."""
+    """One refund (an item of ``refunds.refund``) as a RawEvent; see the module docstring.
+
+    ``detail`` (``taobao.refund.get``'s refund) fills the fields of
+    :data:`DETAIL_FIELDS` the listing left absent or blank; the key is the listing's.
+    """
     refund_id = refund.get("refund_id")
-    modified = refund.get("modified")
-    if refund_id in (None, "") or not isinstance(modified, str):
+    if refund_id in (None, ""):
         raise MalformedPayload("a refund has no refund_id or modified time", "missing_field")
-    try:
-        parse_top_time(modified)
-    except ValueError:
-        raise MalformedPayload(
-            "a refund's modified time is not TOP's format", "invalid_field"
-        ) from None
+    modified = _required_time(refund, "modified", "refund")
     status = _label(refund.get("status") or "-")
     cs_status = _label(refund.get("cs_status") if refund.get("cs_status") is not None else "-")
     key = f"{refund_id}:{modified}:{status}:{cs_status}"
+    payload = dict(refund)
+    for name in DETAIL_FIELDS.split(","):
+        value = (detail or {}).get(name)
+        if _blank(payload.get(name)) and not _blank(value):
+            payload[name] = value
     return RawEvent(
         channel="taobao",
         source_key=key,
         received_at=received_at,
-        payload=dict(refund),
-        body=json.dumps(refund, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"),
+        payload=payload,
+        body=json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"),
         media_type="application/json",
         message_id=str(refund_id),
         connector=connector,
     )
+
+
+def rate_event(
+    rate: Mapping[str, Any], received_at: datetime, connector: str = "taobao"
+) -> RawEvent:
+    """One rating (an item of ``trade_rates.trade_rate``) as a RawEvent; see the module doc."""
+    tid = rate.get("tid")
+    if tid in (None, "") or not _LABEL.fullmatch(str(tid)):
+        raise MalformedPayload("a rating has no tid", "missing_field")
+    created = _required_time(rate, "created", "rating")
+    oid = rate.get("oid")
+    thread = f"rate:{tid}:{_label(oid) if oid not in (None, '') else '-'}"
+    return RawEvent(
+        channel="taobao",
+        source_key=f"{thread}:{created}",
+        received_at=received_at,
+        payload={"kind": "rate", "rate": dict(rate)},
+        body=json.dumps(rate, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"),
+        media_type="application/json",
+        message_id=thread,
+        connector=connector,
+    )
+
+
+def _listed(body: Mapping[str, Any], outer: str, inner: str) -> list[Any]:
+    wrapper = body.get(outer)
+    items = wrapper.get(inner) if isinstance(wrapper, dict) else None
+    return items if isinstance(items, list) else []
+
+
+# -- the connector ----------------------------------------------------------------------
 
 
 class TaobaoConnector(PollingConnector):
@@ -204,12 +346,10 @@ class TaobaoConnector(PollingConnector):
     settings_model = TaobaoSettings
     settings: TaobaoSettings
 
-    async def _call(self, params: Mapping[str, str]) -> dict[str, Any]:
-        if self.http is None:
-            raise ChannelUnavailable("taobao has no HTTP client")
+    async def _call(self, method: str, params: Mapping[str, str]) -> dict[str, Any]:
         s = self.settings
         request = top_request_params(
-            REFUNDS_METHOD,
+            method,
             params,
             app_key=s.app_key,
             secret=s.app_secret,
@@ -217,106 +357,149 @@ class TaobaoConnector(PollingConnector):
             timestamp=self.clock.now(),
             sign_method=s.sign_method,
         )
-        try:
-            response = await self.http.post(s.api_base, data=request, timeout=s.timeout_seconds)
-        except httpx.HTTPError as exc:
-            raise ChannelUnavailable(f"TOP unreachable ({type(exc).__name__})") from None
-        if response.status_code == 429:
-            raise ChannelRateLimited("TOP answered HTTP 429")
-        if response.status_code >= 500:
-            raise ChannelUnavailable(f"TOP answered HTTP {response.status_code}")
-        try:
-            answer = parse_json_object(response.content)
-        except PayloadError:
-            raise ChannelUnavailable(
-                f"TOP answered HTTP {response.status_code} without JSON"
-            ) from None
-        error = answer.get("error_response")
-        if isinstance(error, Mapping):
-            raise classify_error(error)
-        body = answer.get("refunds_receive_get_response")
+        answer = await post_form(
+            self.http,
+            s.api_base,
+            request,
+            timeout_seconds=s.timeout_seconds,
+            platform="TOP",
+            classify=classify_error,
+        )
+        body = answer.get(RESPONSES[method])
         if not isinstance(body, dict):
-            raise ChannelUnavailable("TOP answer holds no refunds_receive_get_response")
+            raise ChannelUnavailable(f"TOP answer holds no {RESPONSES[method]}")
         return body
 
-    async def poll(self, cursor: str | None) -> PollResult:
-        last, seen = _load(cursor)
-        now = self.clock.now()
-        s = self.settings
-        if last is None:
-            start = now - timedelta(seconds=s.initial_lookback_seconds)
-        else:
-            start = last - timedelta(seconds=s.overlap_seconds)
-        events: list[RawEvent] = []
-        rejected: list[Rejected] = []
-        taken: dict[str, datetime] = {}
+    async def _pages(
+        self, method: str, params: Mapping[str, str], outer: str, inner: str, most: int
+    ) -> list[Any]:
+        """Every item of a ``use_has_next`` list, page 1 onwards; more than ``most`` pages fail."""
+        items: list[Any] = []
         page = 1
         while True:
             body = await self._call(
-                {
-                    "fields": REFUND_FIELDS,
-                    "start_modified": top_time(start),
-                    "end_modified": top_time(now),
-                    "page_no": str(page),
-                    "page_size": str(s.page_size),
-                    "use_has_next": "true",
-                }
+                method, {**params, "page_no": str(page), "use_has_next": "true"}
             )
-            listed = body.get("refunds")
-            refunds = listed.get("refund") if isinstance(listed, dict) else None
-            if not isinstance(refunds, list):
-                refunds = []
-            for refund in refunds:
-                self._take(refund, now, seen, events, rejected, taken)
-            if body.get("has_next") not in (True, "true") or not refunds:
-                break
-            if page >= MAX_PAGES:
-                raise ChannelError(f"TOP still had more refunds after {MAX_PAGES} pages")
+            listed = _listed(body, outer, inner)
+            items += listed
+            if body.get("has_next") not in (True, "true") or not listed:
+                return items
+            if page >= most:
+                raise ChannelError(f"TOP still had more items of {method} after {most} pages")
             page += 1
-        if last is None and not taken:
-            return PollResult(events, None, rejected)
-        newest = max([*taken.values(), *([last] if last else [])])
-        floor = newest - timedelta(seconds=s.overlap_seconds)
-        keep = sorted(k for k in seen | set(taken) if (_key_time(k) or floor - _SECOND) >= floor)
-        next_cursor = json.dumps({"modified": top_time(newest), "seen": keep}, ensure_ascii=False)
-        return PollResult(events, next_cursor, rejected)
 
-    def _take(
-        self,
-        refund: Any,
-        now: datetime,
-        seen: set[str],
-        events: list[RawEvent],
-        rejected: list[Rejected],
-        taken: dict[str, datetime],
-    ) -> None:
-        body = json.dumps(refund, ensure_ascii=False, default=str).encode("utf-8")
-        try:
-            if not isinstance(refund, Mapping):
-                raise MalformedPayload("a refund is not an object", "invalid_json")
-            event = refund_event(refund, now, self.name)
-        except PayloadError as exc:
-            rejected.append(Rejected(body, exc))
-            return
-        if event.source_key in seen or event.source_key in taken:
-            return
-        taken[event.source_key] = parse_top_time(str(refund["modified"]))
-        events.append(event)
+    async def poll(self, cursor: str | None) -> PollResult:
+        refunds_at, rates_at = load_cursor(cursor)
+        now = self.clock.now()
+        events: list[RawEvent] = []
+        rejected: list[Rejected] = []
+        refunds_at = await self._poll_refunds(refunds_at, now, events, rejected)
+        if self.settings.ratings:
+            rates_at = await self._poll_rates(rates_at, now, events, rejected)
+        return PollResult(events, dump_cursor(refunds_at, rates_at), rejected)
+
+    async def _poll_refunds(
+        self, at: Position, now: datetime, events: list[RawEvent], rejected: list[Rejected]
+    ) -> Position:
+        s = self.settings
+        refunds = await self._pages(
+            REFUNDS_METHOD,
+            {
+                "fields": REFUND_FIELDS,
+                "start_modified": top_time(
+                    at.start(now, s.overlap_seconds, s.initial_lookback_seconds)
+                ),
+                "end_modified": top_time(now),
+                "page_size": str(s.page_size),
+            },
+            "refunds",
+            "refund",
+            MAX_PAGES,
+        )
+        taken: dict[str, datetime] = {}
+        for refund in refunds:
+            event = _read(refund, lambda r: refund_event(r, now, self.name), rejected)
+            if event is None or event.source_key in at.seen or event.source_key in taken:
+                continue
+            if _blank(refund.get("reason")) and _blank(refund.get("desc")):
+                detail = await self._detail(str(refund["refund_id"]))
+                event = refund_event(refund, now, self.name, detail)
+            taken[event.source_key] = parse_top_time(refund["modified"])
+            events.append(event)
+        return at.after(taken, s.overlap_seconds, _key_time)
+
+    async def _detail(self, refund_id: str) -> Mapping[str, Any]:
+        body = await self._call(REFUND_METHOD, {"refund_id": refund_id, "fields": DETAIL_FIELDS})
+        detail = body.get("refund")
+        if not isinstance(detail, dict) or str(detail.get("refund_id", refund_id)) != refund_id:
+            raise ChannelUnavailable("TOP answered taobao.refund.get without that refund")
+        return detail
+
+    async def _poll_rates(
+        self, at: Position, now: datetime, events: list[RawEvent], rejected: list[Rejected]
+    ) -> Position:
+        s = self.settings
+        start = at.start(now, s.overlap_seconds, s.initial_lookback_seconds)
+        if start < now - RATES_HISTORY:
+            log.warning("taobao ratings older than 180 days cannot be fetched; window shortened")
+            start = now - RATES_HISTORY
+        taken: dict[str, datetime] = {}
+        for result in COMPLAINT_RESULTS:
+            rates = await self._pages(
+                RATES_METHOD,
+                {
+                    "fields": RATE_FIELDS,
+                    "rate_type": "get",
+                    "role": "buyer",
+                    "result": result,
+                    "start_date": top_time(start),
+                    "end_date": top_time(now),
+                    "page_size": str(s.rates_page_size),
+                },
+                "trade_rates",
+                "trade_rate",
+                MAX_RATE_PAGES,
+            )
+            for rate in rates:
+                event = _read(rate, lambda r: rate_event(r, now, self.name), rejected)
+                if event is None or event.source_key in at.seen or event.source_key in taken:
+                    continue
+                taken[event.source_key] = parse_top_time(rate["created"])
+                events.append(event)
+        return at.after(taken, s.overlap_seconds, _key_time)
 
     @staticmethod
     def parse(
         body: bytes, received_at: datetime, settings: ConnectorSettings | None = None
     ) -> Sequence[RawEvent]:
-        """Golden-file entry: one refund object as TOP lists it."""
-        return [refund_event(parse_json_object(body), received_at)]
+        """Golden-file entry: one refund object as TOP lists it, or a whole TOP answer
+        (``refunds_receive_get_response``, ``refund_get_response``, ``traderates_get_response``)."""
+        data = parse_json_object(body)
+        if isinstance(data.get(RESPONSES[RATES_METHOD]), dict):
+            rates = _listed(data[RESPONSES[RATES_METHOD]], "trade_rates", "trade_rate")
+            return [rate_event(_object(r, "rating"), received_at) for r in rates]
+        if isinstance(data.get(RESPONSES[REFUNDS_METHOD]), dict):
+            refunds = _listed(data[RESPONSES[REFUNDS_METHOD]], "refunds", "refund")
+            return [refund_event(_object(r, "refund"), received_at) for r in refunds]
+        detail = data.get(RESPONSES[REFUND_METHOD])
+        if isinstance(detail, dict):
+            return [refund_event(_object(detail.get("refund"), "refund"), received_at)]
+        return [refund_event(data, received_at)]
 
 
-def _key_time(key: str) -> datetime | None:
-    """The ``modified`` inside a source key (``id:yyyy-MM-dd HH:mm:ss:status:cs``)."""
-    parts = key.split(":")
-    if len(parts) < 6:
-        return None
+def _object(item: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(item, Mapping):
+        raise MalformedPayload(f"a {what} is not an object", "invalid_json")
+    return item
+
+
+def _read(
+    item: Any, build: Callable[[Mapping[str, Any]], RawEvent], rejected: list[Rejected]
+) -> RawEvent | None:
+    """The event for one listed item, or None with the item quarantined in ``rejected``."""
     try:
-        return parse_top_time(":".join(parts[1:4]))
-    except ValueError:
+        return build(_object(item, "listed item"))
+    except PayloadError as exc:
+        body = json.dumps(item, ensure_ascii=False, default=str).encode("utf-8")
+        rejected.append(Rejected(body, exc))
         return None

@@ -48,3 +48,9 @@ def text(data: Mapping[str, Any], name: str, *, what: str, required: bool = Fals
     if not isinstance(value, str):
         raise MalformedPayload(f"{name} is not text", "invalid_field")
     return value
+
+
+def unmasked(handle: str | None) -> str | None:
+    """A buyer handle that names one buyer, or None for one the platform masked
+    (``t**1``, ``jd_1***5``: any ``*``), which many buyers share and so is no identity."""
+    return None if handle is None or "*" in handle else handle

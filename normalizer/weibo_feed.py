@@ -11,12 +11,13 @@ How far a complaint can spread is what makes it urgent on Weibo, so the
 author's follower count and verified flag, and a post's repost count, are
 kept where the record can carry them without a schema change: in
 ``channel_detail``, e.g. ``微博评论（粉丝 12.3 万，认证；原微博「…」）``, where
-people and triage rules read it.
+people read it and the triage rules read it back (:mod:`triage.reach`,
+``[reach]`` in the rules: a large or verified account, or a widely reposted
+post, is a public-opinion risk).
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from connectors.errors import MalformedPayload
@@ -25,6 +26,8 @@ from connectors.weibo_dm import parse_created_at, weibo_uid
 from normalizer._fields import text as read_text
 from normalizer.base import Normalizer, NotAComplaint, build_record
 from schemas import ComplaintRecord, RawEvent
+from triage.reach import Reach, describe_reach
+from triage.reach import followers_label as followers_label  # read by tests and callers
 
 COMMENT_DETAIL = "微博评论"
 MENTION_DETAIL = "微博@提及"
@@ -41,15 +44,6 @@ def _count(value: Any) -> int | None:
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return None
-
-
-def followers_label(count: int) -> str:
-    """``粉丝 12.3 万``: the way Weibo itself shows a follower count."""
-    for unit, size in (("亿", 100_000_000), ("万", 10_000)):
-        if count >= size:
-            shown = f"{Decimal(count) / size:.1f}".removesuffix(".0")
-            return f"粉丝 {shown} {unit}"
-    return f"粉丝 {count}"
 
 
 def _text(item: dict[str, Any], name: str, *, required: bool = False) -> str:
@@ -69,16 +63,12 @@ def _uid(user: dict[str, Any]) -> str:
 
 
 def _reach(user: dict[str, Any], item: dict[str, Any]) -> list[str]:
-    parts: list[str] = []
-    followers = _count(user.get("followers_count"))
-    if followers is not None:
-        parts.append(followers_label(followers))
-    if user.get("verified") is True:
-        parts.append("认证")
-    reposts = _count(item.get("reposts_count"))
-    if reposts:
-        parts.append(f"转发 {reposts}")
-    return parts
+    reach = Reach(
+        followers=_count(user.get("followers_count")),
+        verified=user.get("verified") is True,
+        reposts=_count(item.get("reposts_count")),
+    )
+    return describe_reach(reach)
 
 
 def _quote(post: dict[str, Any]) -> str:

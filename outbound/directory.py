@@ -32,15 +32,22 @@ log = logging.getLogger(__name__)
 
 STALE_SLA = timedelta(hours=1)
 
+#: Connectors whose complaints routing must tell apart from the rest of their record
+#: channel: Weibo's private messages and its comments are both channel ``weibo``, but
+#: only a private message opens the fans-service reply window, so the directory keeps
+#: those as ``weibo_dm`` (``reply_channels`` and ``reply_window`` key on it).
+REPLY_GROUNDS = {"weibo_dm": "weibo_dm"}
+
 
 def contact_of(entry: OutboxEntry) -> Contact:
     record: dict[str, Any] = json.loads(entry.record_json)
     customer = record.get("customer") or {}
     contacts = customer.get("contacts") or {}
     product = record.get("product") or {}
+    connector = (record.get("source") or {}).get("connector")
     return Contact(
         record_id=entry.record_id,
-        channel=entry.channel,
+        channel=REPLY_GROUNDS.get(str(connector), entry.channel),
         customer_id=entry.customer_id,
         priority=str(record.get("priority") or "P3"),
         received_at=datetime.fromisoformat(str(record["received_at"]).replace("Z", "+00:00")),

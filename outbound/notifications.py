@@ -43,6 +43,14 @@ log = logging.getLogger(__name__)
 #: Why an update from the stream was not acted on, by HTTP status.
 STREAM_REASONS = {400: "invalid_status_update", 404: "unknown_record", 409: "node_backwards"}
 
+#: (handle scheme, ignored event) → (opted out, opt-out source) for follow and unfollow events.
+_FOLLOW_EVENTS: dict[tuple[str, str], tuple[bool, str]] = {
+    ("wechat", "event:unsubscribe"): (True, "wechat_unsubscribe"),
+    ("wechat", "event:subscribe"): (False, "wechat_unsubscribe"),
+    ("weibo", "event:unfollow"): (True, "weibo_unfollow"),
+    ("weibo", "event:follow"): (False, "weibo_unfollow"),
+}
+
 
 class Notifications:
     def __init__(
@@ -134,16 +142,16 @@ class Notifications:
         )
 
     async def follow(self, event: NotAComplaint) -> None:
-        """A WeChat unfollow opts the customer out of WeChat messages; following again undoes it."""
+        """An unfollow opts the customer out of that channel's messages (WeChat
+        ``unsubscribe``, Weibo ``unfollow``: Weibo refuses to message them anyway);
+        following again undoes it."""
         if event.handle is None:
             return
-        if event.reason == "event:unsubscribe":
+        change = _FOLLOW_EVENTS.get((event.handle.partition(":")[0], event.reason))
+        if change is not None:
+            opted_out, source = change
             await self.store.set_opt_out(
-                event.handle, True, source="wechat_unsubscribe", at=self.clock.now()
-            )
-        elif event.reason == "event:subscribe":
-            await self.store.set_opt_out(
-                event.handle, False, source="wechat_unsubscribe", at=self.clock.now()
+                event.handle, opted_out, source=source, at=self.clock.now()
             )
 
     # -- timers ----------------------------------------------------------------------------

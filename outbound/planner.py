@@ -2,17 +2,36 @@
 
 Routing. The customer is answered on the ground they came from when that
 works at that moment (``reply_channels``: a WeChat complaint on WeChat, an
-e-mail by e-mail, a phone call by SMS to the calling number); otherwise,
-and for channels with no reply path of their own (a store's paper form or
-tablet, later the marketplaces without a messaging API), along ``route``
+e-mail by e-mail, a phone call by SMS to the calling number, a Weibo
+private message by a fans-service reply); otherwise along ``route``
 (default WeChat → SMS → e-mail), using whatever contacts the record holds.
-An update's own ``channels`` replaces both. A channel is passed over when
-it has no provider configured, the record has no handle for it, the
-customer opted out of it (unless the node is mandatory), WeChat's reply
-window is closed and the node has no template, or the values break the SMS
-providers' variable rules. The first channel left gets the job; the others
-ride along as its fallback, used in order if the provider says the customer
-cannot be reached there.
+An update's own ``channels`` replaces both.
+
+Channels with no reply path of their own follow the route from the start:
+a store's paper form or tablet, and the marketplaces (``taobao``, ``jd``,
+``pinduoduo``, ``douyin_shop``), whose buyer-message APIs the gateway does
+not use, so a refund complaint is answered by SMS or e-mail when the record
+holds a phone or an address, and not at all otherwise.
+
+Reply windows. WeChat and Weibo let an account message a customer freely
+only for a while after the customer wrote (:data:`REPLY_WINDOWS`): 48 hours
+by default (``wechat_window_hours``, ``weibo_window_hours``), counted from
+the customer's last message on that channel as the directory recorded it.
+For Weibo only private messages (complaint channel ``weibo_dm``) open the
+window. A Weibo comment or @mention (``weibo``) is answered on Weibo only
+when the same uid also wrote to us privately inside the window; otherwise
+Weibo is passed over (``outside_reply_window``) and the route is used.
+Status notifications are never posted as public comment replies
+(``comments/reply`` is UNCONFIRMED, and a ticket's progress is not for
+everyone to read).
+
+A channel is passed over when it has no provider configured, the record has
+no handle for it, the customer opted out of it (unless the node is
+mandatory), its reply window is closed and the provider has no other way
+(WeChat without a template for the node, Weibo always), or the values break
+the SMS providers' variable rules. The first channel left gets the job; the
+others ride along as its fallback, used in order if the provider says the
+customer cannot be reached there.
 
 Texts are rendered here, once, so a retry or a restart sends the same words.
 """
@@ -42,7 +61,11 @@ from schemas.record import Contacts
 from schemas.status import Node, StatusUpdate, node_rank
 
 #: The contact field that reaches a customer on each delivery channel.
-HANDLES = {"wechat": "wechat_openid", "sms": "phone", "email": "email"}
+HANDLES = {"wechat": "wechat_openid", "sms": "phone", "email": "email", "weibo": "weibo_uid"}
+
+#: Delivery channels that may message a customer only inside a reply window, and the
+#: complaint channel whose messages open it (see ``NotificationStore.reply_window``).
+REPLY_WINDOWS = {"wechat": "wechat", "weibo": "weibo_dm"}
 
 
 class StatusRejected(Exception):
@@ -245,17 +268,28 @@ class Planner:
                 f"variables.{missing.args[0]}: the {channel} text of node {node!r} needs it"
             )
             return "missing_variable", None
-        window_open = False
-        if channel == "wechat":
-            window = timedelta(hours=self.settings.wechat_window_hours)
-            last, sent = await store.reply_window(recipient, now - window)
-            window_open = last is not None and sent < self.settings.wechat_window_quota
+        window_open = await self._window_open(store, channel, recipient, now)
         reason = chain[0].unreachable_reason(node, reply_window_open=window_open)
         if reason is not None:
             return reason, None
         if chain[0].value_problems(params):
             return "variable_rules", None
         return "", Draft(channel, recipient, text, subject, params, window_open)
+
+    async def _window_open(
+        self, store: NotificationStore, channel: str, recipient: str, now: datetime
+    ) -> bool:
+        """Whether ``recipient`` opened ``channel``'s reply window lately (False if it has none)."""
+        opened_by = REPLY_WINDOWS.get(channel)
+        if opened_by is None:
+            return False
+        if channel == "weibo":  # unlimited replies inside Weibo's window
+            hours, quota = self.settings.weibo_window_hours, None
+        else:
+            hours, quota = self.settings.wechat_window_hours, self.settings.wechat_window_quota
+        since = now - timedelta(hours=hours)
+        last, sent = await store.reply_window(recipient, since, channel=opened_by)
+        return last is not None and (quota is None or sent < quota)
 
 
 def job_for(

@@ -95,9 +95,17 @@ class NotificationSettings(_Section):
         description="Channels to try, in order, when the complaint's own cannot be used.",
     )
     reply_channels: dict[str, str] = Field(
-        default_factory=lambda: {"wechat": "wechat", "email": "email", "phone": "sms"},
+        default_factory=lambda: {
+            "wechat": "wechat",
+            "email": "email",
+            "phone": "sms",
+            "weibo_dm": "weibo",
+            "weibo": "weibo",
+        },
         description="The delivery channel that answers each complaint channel on its own "
-        "ground (a caller gets an SMS on the number that called); others use the route.",
+        "ground (a caller gets an SMS on the number that called); others use the route. "
+        "weibo_dm is a Weibo private message, weibo a comment or @mention: both are answered "
+        "by a fans-service reply, and only inside the window private messages open.",
     )
     providers: dict[str, tuple[str, ...]] = Field(
         default_factory=_provider_defaults,
@@ -125,6 +133,12 @@ class NotificationSettings(_Section):
     )
     wechat_window_quota: int = Field(
         5, ge=0, description="Customer-service messages allowed per customer message."
+    )
+    weibo_window_hours: float = Field(
+        48.0,
+        gt=0,
+        description="Weibo fans-service replies are allowed this long after the customer's "
+        "last private message.",
     )
     texts: dict[str, dict[Node, str]] = Field(
         default_factory=dict,

@@ -53,6 +53,11 @@ def notification_key(record_id: str, node: str, channel: str, recipient: str) ->
     return digest.hexdigest()[:32]
 
 
+#: The complaint channels whose messages open a reply window, and the contact that
+#: identifies the customer there (a column of the directory).
+WINDOW_HANDLES = {"wechat": "wechat_openid", "weibo_dm": "weibo_uid"}
+
+
 @dataclass(frozen=True, slots=True)
 class Contact:
     """What the directory keeps of one record: who to notify and how."""
@@ -219,9 +224,15 @@ class NotificationStore(Protocol):
 
     async def cancel_timer(self, record_id: str, kind: TimerKind) -> None: ...
 
-    async def reply_window(self, openid: str, since: datetime) -> tuple[datetime | None, int]:
-        """When the customer last wrote on WeChat (if after ``since``), and the
-        customer-service messages sent to them since then."""
+    async def reply_window(
+        self, handle: str, since: datetime, *, channel: str = "wechat"
+    ) -> tuple[datetime | None, int]:
+        """When the customer last wrote on ``channel`` (if after ``since``), and the
+        customer-service messages sent to them since then.
+
+        ``channel`` is a complaint channel whose messages open a reply window,
+        one of :data:`WINDOW_HANDLES`: ``wechat`` (``handle`` is the OpenID) or
+        ``weibo_dm``, a Weibo private message (``handle`` is the uid)."""
         ...
 
     async def opted_out(self, handles: Sequence[str]) -> set[str]: ...

@@ -40,6 +40,7 @@ from psycopg.types.json import Json
 
 from connectors.errors import ConfigError, OutboxUnavailable
 from outbound.state import (
+    WINDOW_HANDLES,
     Applied,
     Contact,
     Finish,
@@ -63,6 +64,8 @@ CREATE TABLE IF NOT EXISTS contacts (
 CREATE INDEX IF NOT EXISTS contacts_received ON contacts (received_at);
 CREATE INDEX IF NOT EXISTS contacts_openid ON contacts (wechat_openid, received_at)
     WHERE wechat_openid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS contacts_weibo ON contacts (weibo_uid, received_at)
+    WHERE weibo_uid IS NOT NULL;
 CREATE TABLE IF NOT EXISTS progress (
     record_id text PRIMARY KEY, node text NOT NULL, rank integer NOT NULL,
     ticket_no text NOT NULL, updated_at timestamptz NOT NULL
@@ -438,13 +441,16 @@ class PostgresNotificationStore:
     async def cancel_timer(self, record_id: str, kind: TimerKind) -> None:
         await self._all("DELETE FROM timers WHERE record_id = %s AND kind = %s", (record_id, kind))
 
-    async def reply_window(self, openid: str, since: datetime) -> tuple[datetime | None, int]:
+    async def reply_window(
+        self, handle: str, since: datetime, *, channel: str = "wechat"
+    ) -> tuple[datetime | None, int]:
+        column = WINDOW_HANDLES[channel]
         row = await self._one(
             "SELECT last, (SELECT count(*) FROM jobs WHERE recipient = %s"
             "  AND detail = 'customer_service' AND updated_at >= last)"
-            " FROM (SELECT max(received_at) AS last FROM contacts WHERE wechat_openid = %s"
-            "  AND channel = 'wechat' AND received_at >= %s) AS latest",
-            (openid, openid, _utc(since)),
+            f" FROM (SELECT max(received_at) AS last FROM contacts WHERE {column} = %s"
+            "  AND channel = %s AND received_at >= %s) AS latest",
+            (handle, handle, channel, _utc(since)),
         )
         if row is None or row[0] is None:
             return None, 0

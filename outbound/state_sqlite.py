@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from outbound.state import (
+    WINDOW_HANDLES,
     Applied,
     Contact,
     Finish,
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS contacts (
 CREATE INDEX IF NOT EXISTS contacts_received ON contacts(received_at);
 CREATE INDEX IF NOT EXISTS contacts_openid ON contacts(wechat_openid, received_at)
     WHERE wechat_openid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS contacts_weibo ON contacts(weibo_uid, received_at)
+    WHERE weibo_uid IS NOT NULL;
 CREATE TABLE IF NOT EXISTS progress (
     record_id TEXT PRIMARY KEY,
     node TEXT NOT NULL,
@@ -383,12 +386,16 @@ class SQLiteNotificationStore(GroupCommitDatabase):
             )
         )
 
-    async def reply_window(self, openid: str, since: datetime) -> tuple[datetime | None, int]:
+    async def reply_window(
+        self, handle: str, since: datetime, *, channel: str = "wechat"
+    ) -> tuple[datetime | None, int]:
+        column = WINDOW_HANDLES[channel]
+
         def read(conn: sqlite3.Connection) -> tuple[datetime | None, int]:
             row = conn.execute(
-                "SELECT max(received_at) FROM contacts WHERE wechat_openid = ?"
-                " AND channel = 'wechat' AND received_at >= ?",
-                (openid, stamp(since)),
+                f"SELECT max(received_at) FROM contacts WHERE {column} = ?"
+                " AND channel = ? AND received_at >= ?",
+                (handle, channel, stamp(since)),
             ).fetchone()
             last = row[0] if row else None
             if last is None:
@@ -396,7 +403,7 @@ class SQLiteNotificationStore(GroupCommitDatabase):
             sent = conn.execute(
                 "SELECT count(*) FROM jobs WHERE recipient = ? AND detail = 'customer_service'"
                 " AND updated_at >= ?",
-                (openid, last),
+                (handle, last),
             ).fetchone()[0]
             return _time(last), int(sent)
 

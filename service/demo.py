@@ -32,7 +32,14 @@ from rich.table import Table
 
 from connectors._imap import ImapAccount, append_message
 from outbox.sqlite import SQLiteOutbox
-from service.demo_journey import FAKE_KEY_ID, SMS_TEMPLATES, follow_journey, notifier_settings
+from service.demo_journey import (
+    FAKE_KEY_ID,
+    SMS_TEMPLATES,
+    answer_on_their_channels,
+    follow_journey,
+    notifier_settings,
+)
+from service.demo_platforms import BRAND_UID, DM_SENDER_UID, DemoPlatforms, serve_platforms
 from service.dovecot import DOVECOT, Dovecot
 from service.dovecot import USERNAME as IMAP_USERNAME
 from service.fake_providers import FakeProviders
@@ -40,9 +47,11 @@ from service.logs import mask_id
 from service.metrics import GatewayMetrics
 from service.registry import Registry
 from service.senders import (
+    DouyinShopSender,
     MailRelaySender,
     StoreSender,
     WeChatSender,
+    WeiboDmSender,
     asterisk_cdr_line,
     basic_auth,
     freeswitch_cdr,
@@ -127,6 +136,94 @@ def _call_steps(cdr_password: str, now: int) -> list[Step]:
         tccc("TCCC call record: missed call, no words", "cdr", missed, cdr_password),
         tccc("TCCC recording of that call", "record", recording, cdr_password),
         tccc("TCCC push with a wrong password", "cdr", missed, "guessed"),
+    ]
+
+
+def _platform_steps(weibo_secret: str, douyin_key: str, douyin_secret: str, now: int) -> list[Step]:
+    """The fans-service pushing a private message, and 抖店 pushing an after-sale request."""
+    weibo = WeiboDmSender(weibo_secret)
+    message = weibo.text(
+        DM_SENDER_UID,
+        BRAND_UID,
+        "你好，双十一买的取暖器一开就跳闸，退货申请被拒了，怎么处理？",
+        datetime.fromtimestamp(now, UTC),
+    )
+    signed = weibo.query(now * 1000, "57155157")
+    json_type = {"content-type": "application/json"}
+    douyin = DouyinShopSender(douyin_key, douyin_secret)
+    check = douyin.body(("0", "7000000000000000000", {}))
+    after_sale = douyin.body(
+        (
+            "200",
+            "7305561782361227530",
+            {
+                "aftersale_id": 7305561782361227530,
+                "aftersale_type": 0,
+                "aftersale_status": 6,
+                "apply_time": now - 20,
+                "p_id": 6920145326712305312,
+                "s_id": 6920145326712305313,
+                "reason_code": 12,
+                "refund_amount": 12990,
+            },
+        )
+    )
+    return [
+        Step(
+            "Weibo fans-service URL check (echostr)",
+            "GET",
+            "/webhooks/weibo_dm",
+            weibo.query(now * 1000, "3344") | {"echostr": "dnPdpTZz85"},
+        ),
+        Step("Weibo private message", "POST", "/webhooks/weibo_dm", signed, json_type, message),
+        Step(
+            "Weibo resends it (5 s, no answer seen)",
+            "POST",
+            "/webhooks/weibo_dm",
+            signed,
+            json_type,
+            message,
+        ),
+        Step(
+            "Weibo push signed with another secret",
+            "POST",
+            "/webhooks/weibo_dm",
+            WeiboDmSender("guessed").query(now * 1000, "8899"),
+            json_type,
+            message,
+        ),
+        Step(
+            "抖店 verification push (tag 0)",
+            "POST",
+            "/webhooks/douyin_shop",
+            None,
+            douyin.headers(check),
+            check,
+        ),
+        Step(
+            "抖店 after-sale request (tag 200)",
+            "POST",
+            "/webhooks/douyin_shop",
+            None,
+            douyin.headers(after_sale),
+            after_sale,
+        ),
+        Step(
+            "抖店 retries it",
+            "POST",
+            "/webhooks/douyin_shop",
+            None,
+            douyin.headers(after_sale),
+            after_sale,
+        ),
+        Step(
+            "抖店 push with a wrong event-sign",
+            "POST",
+            "/webhooks/douyin_shop",
+            None,
+            DouyinShopSender(douyin_key, "guessed").headers(after_sale),
+            after_sale,
+        ),
     ]
 
 
@@ -561,6 +658,8 @@ async def _run(
 
     token, aes_key, store_secret = secrets.token_hex(8), _random_aes_key(), secrets.token_hex(16)
     cdr_password, relay_secret = secrets.token_hex(12), secrets.token_hex(16)
+    weibo_secret, douyin_secret = secrets.token_hex(16), secrets.token_hex(16)
+    douyin_key = "7300000000000000001"
     api_token, aliyun_secret, wechat_secret = (secrets.token_hex(16) for _ in range(3))
     fake = FakeProviders(
         FAKE_KEY_ID, aliyun_secret, APP_ID, wechat_secret, sms_templates=SMS_TEMPLATES
@@ -574,11 +673,14 @@ async def _run(
             providing.result()
         await asyncio.sleep(0.02)
     providers_base = f"http://127.0.0.1:{providers.servers[0].sockets[0].getsockname()[1]}"
+    fakes = contextlib.AsyncExitStack()
+    platforms = await fakes.enter_async_context(serve_platforms(DemoPlatforms()))
     settings = load_settings(
         registry,
         data_dir=directory,
         http={"host": "127.0.0.1", "port": 0},
-        notifiers=notifier_settings(providers_base, aliyun_secret, APP_ID, wechat_secret),
+        notifiers=notifier_settings(providers_base, aliyun_secret, APP_ID, wechat_secret)
+        | platforms.notifier_settings(),
         notifications={"api_token": api_token, "survey_delay_minutes": 0.05},
         connectors={
             "wechat": {"token": token, "encoding_aes_key": aes_key, "app_id": APP_ID},
@@ -586,6 +688,9 @@ async def _run(
             "freeswitch": {"username": "cdr", "password": cdr_password},
             "tccc": {"username": "cdr", "password": cdr_password},
             "email_mime": {"secret": relay_secret},
+            "weibo_dm": {"app_secret": weibo_secret},
+            "douyin_shop": {"app_key": douyin_key, "app_secret": douyin_secret},
+            **platforms.connector_settings(),
             "asterisk_csv": {
                 "path": str(master_csv),
                 "complaint_numbers": [HOTLINE],
@@ -616,6 +721,11 @@ async def _run(
                 f"[bold]complaint-gateway demo[/] — real server on {base}, "
                 f"data in {directory}, stream to {gateway.sink.name}\n"
             )
+            console.print(
+                f"[bold yellow]FAKE platform servers[/] (local stand-ins, no real platform is "
+                f"called): {platforms.base}/top (Taobao TOP), /jd (JD JOS), /pdd (Pinduoduo), "
+                f"/weibo (Weibo API); the taobao, jd, pinduoduo and weibo pollers read them.\n"
+            )
             steps = _steps(
                 WeChatSender(token, aes_key, APP_ID),
                 StoreSender(store_secret),
@@ -623,12 +733,16 @@ async def _run(
             )
             steps[-1:-1] = _call_steps(cdr_password, int(time.time()))
             steps[-1:-1] = _mail_steps(MailRelaySender(relay_secret), int(time.time()))
+            steps[-1:-1] = _platform_steps(
+                weibo_secret, douyin_key, douyin_secret, int(time.time())
+            )
             sent = Table(title="Requests sent", show_lines=False)
             for column in ("#", "request", "HTTP", "what the gateway did", "answer"):
                 sent.add_column(column)
             async with httpx.AsyncClient(base_url=base, timeout=10) as client:
                 for number, step in enumerate(steps, 1):
-                    before = _counts(gateway.metrics)
+                    connector = step.path.removeprefix("/webhooks/")
+                    before = _counts(gateway.metrics, connector)
                     response = await client.request(
                         step.method,
                         step.path,
@@ -640,7 +754,7 @@ async def _run(
                         str(number),
                         step.label,
                         _status(response.status_code),
-                        _what_happened(before, _counts(gateway.metrics)),
+                        _what_happened(before, _counts(gateway.metrics, connector)),
                         _answer(response),
                     )
                 deadline = time.monotonic() + 10  # the poller and the publisher run meanwhile
@@ -658,6 +772,17 @@ async def _run(
             record_id = await _first_record_of(gateway.outbox, OPENIDS[0])
             async with httpx.AsyncClient(base_url=base, timeout=10) as client:
                 console.print(await follow_journey(client, api_token, record_id, fake))
+                console.print(
+                    await answer_on_their_channels(
+                        client,
+                        api_token,
+                        [
+                            ("Weibo private message", await _record_of(gateway.outbox, "weibo_dm")),
+                            ("Taobao refund", await _record_of(gateway.outbox, "taobao")),
+                        ],
+                        platforms.weibo,
+                    )
+                )
             assert gateway.notifications is not None
             await gateway.notifications.outcomes.drain()
             console.print(
@@ -668,6 +793,7 @@ async def _run(
             server.should_exit = True
             await serving
     finally:
+        await fakes.aclose()
         providers.should_exit = True
         await providing
         if tmp is not None:
@@ -692,11 +818,24 @@ async def _first_record_of(outbox: SQLiteOutbox, openid: str) -> str:
     raise LookupError(f"no record of {mask_id(openid)}")
 
 
-def _counts(metrics: GatewayMetrics) -> dict[str, float]:
+async def _record_of(outbox: SQLiteOutbox, connector: str) -> str:
+    """The first record a connector took in."""
+    for entry in await outbox.select(since=datetime(2000, 1, 1, tzinfo=UTC)):
+        if json.loads(entry.record_json)["source"]["connector"] == connector:
+            return entry.record_id
+    raise LookupError(f"no record from {connector}")
+
+
+def _counts(metrics: GatewayMetrics, connector: str) -> dict[str, float]:
+    """The outcome counters of one connector (the pollers count theirs meanwhile)."""
     totals = dict.fromkeys(_OUTCOMES, 0.0)
     for family in metrics.registry.collect():
         if family.name in totals:
-            totals[family.name] = sum(s.value for s in family.samples if s.name.endswith("_total"))
+            totals[family.name] = sum(
+                s.value
+                for s in family.samples
+                if s.name.endswith("_total") and s.labels.get("connector", connector) == connector
+            )
     return totals
 
 

@@ -116,3 +116,38 @@ async def _next_message(fake: FakeProviders, seen: int, wait: float = 10) -> str
         str(message.get("kind")), "SMS"
     )
     return f"[green]{how}[/]: {message['text']}"
+
+
+async def answer_on_their_channels(
+    client: httpx.AsyncClient, token: str, records: list[tuple[str, str]], weibo: Any
+) -> Table:
+    """Post ``accepted`` for each ``(label, record_id)``; what each customer got, and where.
+
+    ``weibo`` is the demo's fake Weibo API (:class:`service.fake_platforms.weibo.FakeWeibo`):
+    a private-message complaint is answered there, inside the fans-service window.
+    """
+    table = Table(title="Answered on the customer's own channel (status accepted)")
+    for column in ("complaint", "HTTP", "customer received"):
+        table.add_column(column, overflow="fold")
+    headers = {"Authorization": f"Bearer {token}"}
+    for label, record_id in records:
+        replies = len(weibo.replies)
+        answer = await client.post(
+            "/status",
+            json={
+                "record_id": record_id,
+                "node": "accepted",
+                "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "ticket_no": "TS20241111",
+            },
+            headers=headers,
+        )
+        deadline = time.monotonic() + 3
+        while len(weibo.replies) <= replies and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if len(weibo.replies) > replies:
+            received = f"[green]Weibo private reply[/]: {weibo.replies[replies].text}"
+        else:
+            received = "[dim]nothing on the platform: no buyer-message API, no usable contact[/]"
+        table.add_row(label, str(answer.status_code), received)
+    return table

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 from urllib.parse import quote
 from xml.sax.saxutils import escape
@@ -250,3 +251,68 @@ def tccc_cdr(session: str, timestamp: int, **fields: Any) -> bytes:
         "Duration": 100,
     }
     return json.dumps(push | fields, ensure_ascii=False).encode("utf-8")
+
+
+# -- Weibo fans-service and Douyin shop pushes --------------------------------------------
+
+
+def weibo_time(moment: datetime) -> str:
+    """Weibo's ``created_at``: ``Mon Nov 23 10:15:00 +0800 2026`` (Beijing time, English names)."""
+    local = moment.astimezone(timezone(timedelta(hours=8)))
+    day = "Mon Tue Wed Thu Fri Sat Sun".split()[local.weekday()]
+    month = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()[local.month - 1]
+    return f"{day} {month} {local:%d %H:%M:%S} +0800 {local.year}"
+
+
+@dataclass(frozen=True)
+class WeiboDmSender:
+    """The fans-service platform pushing private messages to ``/webhooks/weibo_dm``."""
+
+    app_secret: str
+
+    def query(self, timestamp_ms: int, nonce: str) -> dict[str, str]:
+        """``signature``/``timestamp``/``nonce``: SHA-1 of the sorted three (TV-WB-1's shape)."""
+        ts = str(timestamp_ms)
+        joined = "".join(sorted((self.app_secret, ts, nonce)))
+        return {
+            "signature": hashlib.sha1(joined.encode()).hexdigest(),
+            "timestamp": ts,
+            "nonce": nonce,
+        }
+
+    @staticmethod
+    def text(sender_id: int, receiver_id: int, text: str, created_at: datetime) -> bytes:
+        """A ``text`` private message as the platform pushes it (ids as JSON numbers)."""
+        message = {
+            "type": "text",
+            "receiver_id": receiver_id,
+            "sender_id": sender_id,
+            "created_at": weibo_time(created_at),
+            "text": text,
+            "data": {},
+        }
+        return json.dumps(message, ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class DouyinShopSender:
+    """The 抖店 message push to ``/webhooks/douyin_shop``: a JSON array, ``event-sign`` MD5."""
+
+    app_key: str
+    app_secret: str
+
+    def headers(self, body: bytes) -> dict[str, str]:
+        sign = hashlib.md5(self.app_key.encode() + body + self.app_secret.encode()).hexdigest()
+        return {"content-type": "application/json", "app-id": self.app_key, "event-sign": sign}
+
+    @staticmethod
+    def body(*messages: tuple[str, str, dict[str, Any]]) -> bytes:
+        """``(tag, msg_id, data)`` messages; ``data`` travels as a JSON string, as sent."""
+        return json.dumps(
+            [
+                {"tag": tag, "msg_id": msg_id, "data": json.dumps(data, ensure_ascii=False)}
+                for tag, msg_id, data in messages
+            ],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")

@@ -39,11 +39,23 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
     ]
     # wechat 4, store 5, phone 5 (Master.csv 2 of 3 lines, FreeSWITCH 1, TCCC call and
     # recording), email 2 by the relay (the auto-reply is not a complaint), and with
-    # Dovecot installed 1 by IMAP (its bounce is not a complaint either)
+    # Dovecot installed 1 by IMAP (its bounce is not a complaint either); from the fake
+    # platforms: taobao 3 (two refunds, one bad rating), jd 1, pinduoduo 1, weibo 2 polled
+    # and 1 private message, douyin_shop 1 (its verification push is not a complaint)
     with_imap = Path(DOVECOT).exists()
-    expected = 17 if with_imap else 16
+    expected = (17 if with_imap else 16) + 9
     assert len(records) == expected
-    assert {r["channel"] for r in records} == {"wechat", "store", "phone", "email"}
+    assert {r["channel"] for r in records} == {
+        "wechat",
+        "store",
+        "phone",
+        "email",
+        "weibo",
+        "taobao",
+        "jd",
+        "pinduoduo",
+        "douyin_shop",
+    }
     assert len({r["record_id"] for r in records}) == expected  # retries and resends dropped
     by_connector = {r["source"]["connector"] for r in records}
     assert by_connector == {
@@ -53,7 +65,14 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
         "freeswitch",
         "tccc",
         "email_mime",
+        "taobao",
+        "jd",
+        "pinduoduo",
+        "weibo",
+        "weibo_dm",
+        "douyin_shop",
     } | ({"imap"} if with_imap else set())
+    assert "FAKE platform servers" in out  # the demo says the platforms are stand-ins
     for reason in (
         "bad_signature",
         "missing_signature",
@@ -63,8 +82,8 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
         "unknown_channel",
     ):
         assert reason in out
-    # WeChat's 3 retries, the store's, FreeSWITCH's and the mail relay's resends
-    assert out.count("duplicate: not published again") == 6
+    # WeChat's 3 retries, the store's, FreeSWITCH's, the mail relay's, Weibo's and 抖店's resends
+    assert out.count("duplicate: not published again") == 8
     assert out.count("refused, body quarantined") == 1
     assert "13812345678" not in out  # phone numbers are masked in what is shown
 
@@ -78,6 +97,17 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
     assert [k["dedupe"]["batch"] is not None for k in kettles] == [False, False, True]
     assert kettles[2]["priority"] == "P1" and "批量问题" in kettles[2]["triage"]["reasons"][0]
     assert "batch " in out and "repeats " in out
+
+    # Weibo: the verified account with 1.23 million followers is a public-opinion risk (P1)
+    [loud] = [
+        r for r in records if r["source"]["connector"] == "weibo" and "避雷" in r["description"]
+    ]
+    assert loud["priority"] == "P1"
+    assert any("舆情风险：大号发声" in reason for reason in loud["triage"]["reasons"])
+    # Taobao: the refund the buyer took to the platform's customer service is at least P2
+    [escalated] = [r for r in records if r["channel_detail"].startswith("【平台介入】")]
+    assert escalated["priority"] in ("P1", "P2")
+    assert any("差评" in r["channel_detail"] for r in records if r["channel"] == "taobao")
 
     # the journey: five posted nodes and the survey the gateway sent by itself
     assert "One complaint's journey" in out
@@ -94,7 +124,11 @@ def test_demo_runs_the_real_gateway_and_reports_what_happened(tmp_path: Path) ->
         json.loads(line)
         for line in (tmp_path / "notifications.jsonl").read_text("utf-8").splitlines()
     ]
-    sent = [o for o in outcomes if o["status"] == "sent"]
+    sent = [o for o in outcomes if o["status"] == "sent" and o["channel"] != "weibo"]
+    # the Weibo private message is answered on Weibo, inside the fans-service window
+    assert "Weibo private reply: 尊敬的客户，您的反馈我们已收到" in out
+    [on_weibo] = [o for o in outcomes if o["status"] == "sent" and o["channel"] == "weibo"]
+    assert on_weibo["node"] == "accepted" and on_weibo["provider_message_id"]
     assert [o["node"] for o in sent] == [
         "accepted",
         "in_progress",

@@ -220,6 +220,25 @@ async def test_the_reply_window_counts_service_messages_since_the_last_message(
     assert await store.reply_window(openid, T0 + timedelta(seconds=1)) == (None, 0)
 
 
+async def test_only_weibo_private_messages_open_the_weibo_reply_window(
+    store: NotificationStore,
+) -> None:
+    uid = str(2**53 + 1)
+    comment = contact("weibo:c1", channel="weibo", weibo_uid=uid, received_at=T0)
+    await store.remember([comment], cursor=1, sla_due={})
+    since = T0 - timedelta(hours=48)
+    assert await store.reply_window(uid, since, channel="weibo_dm") == (None, 0)
+    later = T0 + timedelta(hours=1)
+    private = contact("weibo:m1", channel="weibo_dm", weibo_uid=uid, received_at=later)
+    await store.remember([private], cursor=2, sla_due={})
+    assert await store.reply_window(uid, since, channel="weibo_dm") == (later, 0)
+    assert await store.reply_window(uid, later + timedelta(seconds=1), channel="weibo_dm") == (
+        None,
+        0,
+    )
+    assert await store.reply_window(uid, since) == (None, 0)  # not a WeChat window
+
+
 async def test_opt_outs(store: NotificationStore) -> None:
     await store.set_opt_out("sms:+8613800138000", True, source="operator", at=T0)
     assert await store.opted_out(["sms:+8613800138000", "email:a@b.cn"]) == {"sms:+8613800138000"}

@@ -1,9 +1,9 @@
 """The ``weibo`` poller against a fake Weibo Open API (respx, strict), in Weibo's own JSON.
 
-The fake answers ``comments/to_me``, ``comments/mentions`` and
-``statuses/mentions`` the way Weibo documents them: newest first,
-``since_id`` exclusive, ``max_id`` inclusive, ``count`` per page, errors as
-``{"error", "error_code", "request"}``.
+The fake (:class:`service.fake_platforms.weibo.FakeWeibo`) answers
+``comments/to_me``, ``comments/mentions`` and ``statuses/mentions`` the way
+Weibo documents them: newest first, ``since_id`` exclusive, ``max_id``
+inclusive, ``count`` per page, errors as ``{"error", "error_code", "request"}``.
 """
 
 from __future__ import annotations
@@ -25,99 +25,17 @@ from connectors.errors import (
 )
 from connectors.weibo import WeiboConnector, WeiboSettings
 from normalizer.weibo_feed import WeiboFeedNormalizer, followers_label
+from service.fake_platforms.weibo import FakeWeibo, error_envelope, weibo_comment
 from tests.fakes import FrozenClock
 from tests.test_polling_contract import NOW, PollingConnectorContract
 
 TOKEN = "2.00TOKENsecretABCdef123"
 API = "https://api.weibo.test/2"
-BRAND_POST = {"id": 5231500000000001, "idstr": "5231500000000001", "text": "双十一返场！"}
-#: Weibo ids today are about 5.2e15, beyond 2^53 (9.0e15) for older float-bound clients' taste.
-FIRST_ID = 5231847760000000
-
-
-def weibo_user(uid: int, followers: int = 120, verified: bool = False) -> dict[str, Any]:
-    return {
-        "id": uid,
-        "idstr": str(uid),
-        "screen_name": f"用户{uid % 1000}",
-        "followers_count": followers,
-        "verified": verified,
-    }
-
-
-def weibo_comment(ident: int, text: str, *, as_number_only: bool = False) -> dict[str, Any]:
-    comment: dict[str, Any] = {
-        "created_at": "Mon Nov 23 10:12:31 +0800 2026",
-        "id": ident,
-        "text": text,
-        "source": '<a href="http://app.weibo.com/t/feed/6vtZb0" rel="nofollow">微博 weibo.com</a>',
-        "user": weibo_user(6000000000 + ident % 1000),
-        "status": BRAND_POST,
-    }
-    if not as_number_only:
-        comment["idstr"] = comment["mid"] = str(ident)
-    return comment
-
-
-class FakeWeibo:
-    """Weibo's list endpoints over in-memory items; every request is recorded."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, list[dict[str, Any]]] = {
-            "comments/to_me": [],
-            "comments/mentions": [],
-            "statuses/mentions": [],
-        }
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.urls: list[str] = []
-        self.failure: httpx.Response | None = None
-        self.next_id = FIRST_ID
-
-    def add(self, endpoint: str, text: str, **kwargs: Any) -> dict[str, Any]:
-        self.next_id += 7
-        item = weibo_comment(self.next_id, text, **kwargs)
-        if endpoint == "statuses/mentions":
-            item.pop("status")
-            item["reposts_count"] = 0
-        self.items[endpoint].append(item)
-        return item
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        endpoint = request.url.path.removeprefix("/2/").removesuffix(".json")
-        params = dict(request.url.params)
-        self.requests.append((endpoint, params))
-        self.urls.append(str(request.url))
-        if self.failure is not None:
-            return self.failure
-        if request.headers.get("authorization") != f"OAuth2 {TOKEN}":
-            return error_envelope(21332, "invalid_access_token", endpoint)
-        since = int(params.get("since_id", "0"))
-        max_id = int(params.get("max_id", "0"))
-        count = int(params.get("count", "50"))
-        found = sorted(self.items[endpoint], key=lambda i: -int(i["id"]))
-        found = [
-            i for i in found if int(i["id"]) > since and (not max_id or int(i["id"]) <= max_id)
-        ]
-        page = found[:count]
-        list_name = "statuses" if endpoint.startswith("statuses") else "comments"
-        body = {
-            list_name: page,
-            "hasvisible": False,
-            "previous_cursor": 0,
-            "next_cursor": int(page[-1]["id"]) - 1 if len(found) > count else 0,
-            "total_number": len(found),
-        }
-        return httpx.Response(200, content=json.dumps(body, ensure_ascii=False).encode())
-
-
-def error_envelope(code: int, error: str, endpoint: str, status: int = 400) -> httpx.Response:
-    body = {"error": error, "error_code": code, "request": f"/2/{endpoint}.json"}
-    return httpx.Response(status, json=body)
 
 
 @pytest.fixture
 def weibo() -> Iterator[FakeWeibo]:
-    fake = FakeWeibo()
+    fake = FakeWeibo(TOKEN)
     with respx.mock(assert_all_called=False) as router:
         router.get(url__startswith=API).mock(side_effect=fake.handle)
         yield fake
@@ -411,3 +329,13 @@ def test_unreadable_items_are_refused_by_reason(kind: str, item: Any, reason: st
     with pytest.raises(MalformedPayload) as caught:
         WeiboFeedNormalizer().normalize(weibo_event(kind, item))
     assert caught.value.reason == reason
+
+
+async def test_a_backlog_is_taken_whole_once_each_comment_distinct(weibo: FakeWeibo) -> None:
+    backlog = weibo.add_backlog("comments/to_me", 120)
+    assert len({c["idstr"] for c in backlog}) == len({c["text"] for c in backlog}) == 120
+    poller = connector(count=50, max_pages=10, endpoints=["comments/to_me"])
+    result = await poller.poll(None)
+    assert texts(result.events) == [c["text"] for c in backlog] and not result.more
+    assert len({e.source_key for e in result.events}) == 120
+    await poller.aclose()

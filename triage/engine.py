@@ -50,6 +50,7 @@ from triage.amounts import find_amounts
 from triage.model import SHIPPED, CategoryModel, Shipped, grams, shipped_model
 from triage.p1_model import P1Model, p1_grams, shipped_p1_model
 from triage.patterns import Hit, NegationCues, PatternGroup
+from triage.reach import Reach, describe_reach, read_reach
 from triage.ruleset import CATEGORY_CODES, EXPECTATIONS, Ruleset
 from triage.scanning import JointScanner
 from triage.text import Homophones, fold, simplify
@@ -154,6 +155,7 @@ class Triage:
             record.description,
             tier=record.customer.tier,
             amount_cny=record.product.amount_cny,
+            reach=read_reach(record.channel, record.channel_detail),
             repeated=repeated,
             batch=batch,
         )
@@ -164,13 +166,15 @@ class Triage:
         *,
         tier: str | None = None,
         amount_cny: Decimal | None = None,
+        reach: Reach | None = None,
         repeated: bool = False,
         batch: bool = False,
     ) -> TriageResult:
         """The verdict on the customer's words and what the channel knows about them.
 
         ``repeated``: the contact is at least the second about the same open issue;
-        ``batch``: other customers report the same failure.
+        ``batch``: other customers report the same failure; ``reach``: how far the
+        author's words can spread (Weibo followers, verified, reposts).
         """
         simplified = simplify(description)
         text = fold(simplified, self._homophones)
@@ -178,6 +182,7 @@ class Triage:
         expectations, expectation_reasons = self._voiced(text, scan)
         code, category_reason, evidence = self._category(text, scan, expectations)
         fired = self._priorities(text, scan, simplified, code, tier, amount_cny, repeated, batch)
+        fired.extend(self._reach_risk(reach))
         fired.extend(self._improvement_only(text, scan, code, expectations, evidence))
         fired.sort(key=lambda level_reason: _RANK[level_reason[0]])
         priority: Priority = fired[0][0] if fired else "P3"
@@ -190,6 +195,23 @@ class Triage:
             reasons=(*priority_reasons, category_reason, *expectation_reasons),
             ruleset_version=self.version,
         )
+
+    def _reach_risk(self, reach: Reach | None) -> list[tuple[Priority, str]]:
+        if not reach:
+            return []
+        rules = self.ruleset.reach
+        level = rules.priority
+        followers = reach.followers or 0
+        fired: list[tuple[Priority, str]] = []
+        if followers >= rules.followers or (
+            reach.verified and followers >= rules.verified_followers
+        ):
+            author = Reach(followers=reach.followers, verified=reach.verified)
+            who = "，".join(describe_reach(author))
+            fired.append((level, f"{level}: 舆情风险：大号发声（{who}）"))
+        if reach.reposts is not None and reach.reposts >= rules.reposts:
+            fired.append((level, f"{level}: 舆情风险：转发 {reach.reposts}"))
+        return fired
 
     def _voiced(self, text: str, scan: _Scan) -> tuple[tuple[Expectation, ...], list[str]]:
         words: dict[str, list[str]] = {}

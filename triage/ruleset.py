@@ -171,6 +171,22 @@ class HighValue(_Rules):
     not_order_value: tuple[Regex, ...] = ()
 
 
+class ReachRules(_Rules):
+    """Public-opinion risk from the channel's reach data (:mod:`triage.reach`).
+
+    The policy puts a post going viral (上千转发) at P1; a large account, or a
+    verified one with an audience, can make it go viral at any moment.
+    """
+
+    priority: Priority = "P1"
+    #: An author with at least this many followers.
+    followers: int = Field(100_000, gt=0)
+    #: A verified author with at least this many followers.
+    verified_followers: int = Field(10_000, ge=0)
+    #: A post reposted at least this often.
+    reposts: int = Field(1_000, gt=0)
+
+
 class Signals(_Rules):
     """Priorities of what the channel knows rather than what the customer wrote."""
 
@@ -219,6 +235,7 @@ class Ruleset(_Rules):
     triggers: tuple[Trigger, ...] = Field(default=(), alias="trigger")
     high_value: HighValue = HighValue()
     signals: Signals = Signals()
+    reach: ReachRules = ReachRules()
     improvement_only: ImprovementOnly = ImprovementOnly()
     learned_p1: LearnedP1 = LearnedP1()
     expectations: tuple[ExpectationRules, ...] = Field(default=(), alias="expectation")
