@@ -60,8 +60,11 @@ table is UNCONFIRMED, and the words are matched so that a renumbered code
 still lands in the right class. Also UNCONFIRMED: whether the window bounds are
 inclusive (the ``seen`` set makes either safe), a maximum window length, the
 maximum ``pageSize`` (a sibling API allows 30; :class:`JdSettings` caps it at
-50), and the page order. A service updated while the pages are walked may
-shift between pages; the overlap of the next poll picks it up.
+50), and the page order. A service updated again while the pages are walked
+leaves the window, and those listed after it move up a page, so one could
+slip past: when ``totalCount`` drops during a walk the window is walked again
+from page 1 (up to :data:`REWALKS` times; keys already taken are not taken
+twice).
 """
 
 from __future__ import annotations
@@ -107,6 +110,8 @@ STATUS = "serviceStatus"
 
 JD_TIME = "%Y-%m-%d %H:%M:%S"
 _SECOND = timedelta(seconds=1)
+#: How often a window is walked again when its total dropped during the walk.
+REWALKS = 3
 #: A window that needs more pages than this is refused (a platform that never ends paging).
 MAX_PAGES = 1000
 
@@ -323,6 +328,7 @@ class JdConnector(PollingConnector):
         rejected: list[Rejected] = []
         taken: dict[str, datetime] = {}
         page = 1
+        first_total, rewalks = -1, 0
         while True:
             result = await self._call(self._query(start, now, page))
             services = result.get(ITEMS_KEY)
@@ -331,6 +337,13 @@ class JdConnector(PollingConnector):
             for service in services:
                 self._take(service, now, seen, events, rejected, taken)
             total = _code(result.get(TOTAL_KEY))
+            if page == 1:
+                first_total = total
+            elif 0 <= total < first_total and rewalks < REWALKS:
+                # a service left the window while we walked (updated again): those after
+                # it moved up a page, so one may have slipped past; walk again from page 1
+                page, rewalks = 1, rewalks + 1
+                continue
             finished = page * s.page_size >= total if total >= 0 else len(services) < s.page_size
             if finished or not services:
                 break

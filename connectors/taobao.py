@@ -3,8 +3,8 @@
 Each poll walks two streams, every request signed by
 :func:`connectors._marketplace_signing.top_request_params`:
 
-* **refunds**: ``taobao.refunds.receive.get`` (``use_has_next``, ``page_no``
-  from 1 until ``has_next`` is false) over a ``modified`` window. When a listed
+* **refunds**: ``taobao.refunds.receive.get`` (``page_no`` from 1 until
+  ``total_results`` are read, see below) over a ``modified`` window. When a listed
   refund carries neither the buyer's ``reason`` nor ``desc`` (the list call may
   leave them out), one more signed call, ``taobao.refund.get`` for that refund,
   fetches its detail (``reason``, ``desc``, ``cs_status``, ``dispute_type``,
@@ -70,8 +70,14 @@ either safe), that ``start_date``/``end_date`` take ``yyyy-MM-dd HH:mm:ss``, a
 maximum window length, the page order, whether ``cs_status``, ``reason`` and
 ``desc`` are returned by the list call (asked for in ``fields``; a missing
 ``cs_status`` is ``-`` in the key), and whether a rating the buyer later changes
-keeps its ``created``. An item changed while the pages are walked may shift
-between pages; the overlap of the next poll picks it up.
+keeps its ``created``. An item changed again while the pages are walked leaves
+the window, and those listed after it move up a page, so one could slip past.
+Refunds are therefore paged by ``total_results`` (``use_has_next=false``), not
+by ``has_next``: when the count drops during a walk, the window is walked again
+from page 1. Ratings are written once and never move, so they are paged by
+``has_next``. A refund that leaves the window while another arrives late in the
+same walk keeps the count unchanged and goes unnoticed; the next poll's overlap
+catches it only if it is recent.
 """
 
 from __future__ import annotations
@@ -132,6 +138,8 @@ TOP_TIME = "%Y-%m-%d %H:%M:%S"
 MAX_PAGES = 1000
 #: TOP's own limit on ``page_no`` for ratings.
 MAX_RATE_PAGES = 200
+#: How often a window is walked again when its ``total_results`` dropped during the walk.
+REWALKS = 3
 
 #: TOP ``code`` values by meaning (commonly documented; UNCONFIRMED in the reference).
 RATE_LIMIT_CODES = frozenset({7})
@@ -331,6 +339,15 @@ def rate_event(
     )
 
 
+def _count(value: Any) -> int | None:
+    """A count TOP sends as a number or a digit string; None when absent or odd."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def _listed(body: Mapping[str, Any], outer: str, inner: str) -> list[Any]:
     wrapper = body.get(outer)
     items = wrapper.get(inner) if isinstance(wrapper, dict) else None
@@ -371,18 +388,45 @@ class TaobaoConnector(PollingConnector):
         return body
 
     async def _pages(
-        self, method: str, params: Mapping[str, str], outer: str, inner: str, most: int
+        self,
+        method: str,
+        params: Mapping[str, str],
+        outer: str,
+        inner: str,
+        most: int,
+        *,
+        counted: bool = False,
     ) -> list[Any]:
-        """Every item of a ``use_has_next`` list, page 1 onwards; more than ``most`` pages fail."""
+        """Every item of a list, page 1 onwards; more than ``most`` pages fail.
+
+        Paged by ``has_next`` (``use_has_next=true``, TOP's cheaper way), or with
+        ``counted`` by ``total_results``: a list whose items can change while it
+        is walked (refunds) needs the count. An item changed again leaves the
+        window and those after it move up a page, so one could slip past; when
+        the count drops during the walk, the window is walked again from page 1,
+        up to :data:`REWALKS` times (the caller takes each key once).
+        """
         items: list[Any] = []
-        page = 1
+        page, first_total, rewalks = 1, -1, 0
+        size = int(params["page_size"])
         while True:
-            body = await self._call(
-                method, {**params, "page_no": str(page), "use_has_next": "true"}
-            )
+            paging = {"page_no": str(page), "use_has_next": "false" if counted else "true"}
+            body = await self._call(method, {**params, **paging})
             listed = _listed(body, outer, inner)
             items += listed
-            if body.get("has_next") not in (True, "true") or not listed:
+            if counted:
+                total = _count(body.get("total_results"))
+                if total is None:
+                    raise ChannelUnavailable(f"TOP answer to {method} holds no total_results")
+                if page == 1:
+                    first_total = total
+                elif total < first_total and rewalks < REWALKS:
+                    page, rewalks = 1, rewalks + 1
+                    continue
+                more = page * size < total
+            else:
+                more = body.get("has_next") in (True, "true")
+            if not more or not listed:
                 return items
             if page >= most:
                 raise ChannelError(f"TOP still had more items of {method} after {most} pages")
@@ -415,6 +459,7 @@ class TaobaoConnector(PollingConnector):
             "refunds",
             "refund",
             MAX_PAGES,
+            counted=True,
         )
         taken: dict[str, datetime] = {}
         for refund in refunds:

@@ -469,3 +469,23 @@ def test_the_buyers_words_are_kept_verbatim_and_dated_in_gmt8() -> None:
     assert record.occurred_at == NOW - timedelta(minutes=10)  # applyTime, read as GMT+8
     wordless = normalize(applyReason=None, questionDesc="")
     assert wordless.description == "（京东售后未附买家文字）"
+
+
+async def test_a_service_updated_during_the_walk_pushes_no_other_past_a_page() -> None:
+    fake = new_fake()
+    for n in range(6):
+        fake.add(serviceId=1100 + n, questionDesc=f"第{n}单", updateTime=ago(100 - n))
+    answer_page = fake.handle
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        answer = answer_page(request)
+        if len(fake.requests) == 1:  # just after page 1, the first service changes again
+            fake.update(1100, updateTime=ago(-5), serviceStatus=10005)
+        return answer
+
+    fake.handle = handle  # type: ignore[method-assign]
+    result = await make_connector(fake, page_size=2).poll(None)
+    # without walking again, 1102 would move up to page 1 after it was read and be missed
+    assert {e.message_id for e in result.events} == {str(1100 + n) for n in range(6)}
+    assert len(result.events) == 6  # nothing twice
+    assert [business(r)["pageNumber"] for r in fake.requests] == [1, 2, 1, 2, 3]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -255,3 +255,35 @@ async def test_channels_lists_webhooks_and_pollers_with_their_progress(gw: Gatew
     assert body["listbox"]["taken_in"] == 1
     assert set(body) == {"wechat", "listbox"}
     assert json.dumps(body).count("secret") == 0
+
+
+async def test_a_big_poll_lets_the_loop_run_while_its_records_are_labelled(
+    list_registry: Registry, tmp_path: Path, sink: MemorySink
+) -> None:
+    """Triage and linking cost about a millisecond a record: a poll of a thousand must
+    hand the event loop back (to webhooks, /metrics) while its records are labelled."""
+    ticks = 0
+    ticks_at_each_record: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async with gateway_for(list_registry, tmp_path, sink, batch=1000) as gateway:
+        intake = gateway.runners["listbox"]._intake
+        label: Callable[[ComplaintRecord], ComplaintRecord] = intake._triage
+
+        def counting(record: ComplaintRecord) -> ComplaintRecord:
+            ticks_at_each_record.append(ticks)
+            return label(record)
+
+        intake._triage = counting
+        running = asyncio.create_task(ticker())
+        ListPoller.platform.extend(f"第{n}条投诉：退款一直没到" for n in range(1000))
+        await wait_for(lambda: state(gateway).taken_in == 1000, timeout=60)
+        running.cancel()
+    assert len(ticks_at_each_record) == 1000
+    # the other task ran between the records of the one poll, again and again
+    assert len(set(ticks_at_each_record)) >= 1000 // 100

@@ -128,13 +128,14 @@ class TestTaobaoContract(PollingConnectorContract):
 # -- the poller -------------------------------------------------------------------------
 
 
-async def test_pages_until_has_next_is_false() -> None:
+async def test_refunds_are_paged_until_the_total_is_read() -> None:
     fake = new_fake()
     for n in range(5):
         fake.add(desc=f"第{n}单", modified=top_time(100 - n))
     result = await make_connector(fake, page_size=2).poll(None)
     assert [r["page_no"] for r in sent(fake, REFUNDS_METHOD)] == ["1", "2", "3"]
-    assert {r["use_has_next"] for r in sent(fake, REFUNDS_METHOD)} == {"true"}
+    # counted, not has_next: a walk must notice a refund leaving the window
+    assert {r["use_has_next"] for r in sent(fake, REFUNDS_METHOD)} == {"false"}
     assert [e.payload["desc"] for e in result.events] == [f"第{n}单" for n in range(5)]
     assert json.loads(result.cursor or "")["refunds"]["modified"] == top_time(96)
 
@@ -725,3 +726,21 @@ async def test_a_backlog_is_distinct_realistic_refunds_of_the_last_hour() -> Non
     assert len({r.description for r in records if isinstance(r, ComplaintRecord)}) >= 8
     times = [e.payload["modified"] for e in result.events]
     assert top_time(3600) <= min(times) and max(times) <= top_time(0)
+
+
+async def test_a_refund_changed_during_the_walk_pushes_no_other_past_a_page() -> None:
+    fake = new_fake()
+    refunds = [fake.add(desc=f"第{n}单", modified=top_time(100 - n)) for n in range(6)]
+    answer_page = fake.handle
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        answer = answer_page(request)
+        if len(sent(fake, REFUNDS_METHOD)) == 1:  # after page 1, the first refund changes again
+            refunds[0]["modified"] = top_time(-5)
+        return answer
+
+    fake.handle = handle  # type: ignore[method-assign]
+    result = await make_connector(fake, page_size=2, ratings=False).poll(None)
+    # without walking again, the third refund moves up to page 1 after it was read
+    assert sorted(e.payload["desc"] for e in result.events) == [f"第{n}单" for n in range(6)]
+    assert [r["page_no"] for r in sent(fake, REFUNDS_METHOD)] == ["1", "2", "1", "2", "3"]

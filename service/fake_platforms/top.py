@@ -28,7 +28,7 @@ but no code table, so they are UNCONFIRMED, as is the page order of both lists.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -268,8 +268,10 @@ class FakeTop:
         page: int,
         size: int,
         wrap: tuple[str, str],
+        project: Callable[[dict[str, Any]], dict[str, Any]],
     ) -> httpx.Response:
-        chunk = found[(page - 1) * size : page * size]
+        """One page of ``found``; only its items are shaped (``project``) as TOP lists them."""
+        chunk = [project(item) for item in found[(page - 1) * size : page * size]]
         body: dict[str, Any] = {"request_id": self._request_id()}
         if params.get("use_has_next") == "true":
             body["has_next"] = page * size < len(found)
@@ -286,16 +288,17 @@ class FakeTop:
         start = params.get("start_modified", "0000")
         end = params.get("end_modified", "9999")
         listed = [
-            {
-                k: v
-                for k, v in self._only(refund, params["fields"]).items()
-                if k not in self.list_leaves_out
-            }
+            refund
             for refund in sorted(self.refunds, key=lambda r: (r["modified"], r["refund_id"]))
             if start <= refund["modified"] <= end
         ]
+
+        def project(refund: dict[str, Any]) -> dict[str, Any]:
+            shown = self._only(refund, params["fields"])
+            return {k: v for k, v in shown.items() if k not in self.list_leaves_out}
+
         return self._answer(
-            "refunds_receive_get_response", listed, params, *paging, ("refunds", "refund")
+            "refunds_receive_get_response", listed, params, *paging, ("refunds", "refund"), project
         )
 
     def _refund(self, params: Mapping[str, str]) -> httpx.Response:
@@ -324,12 +327,17 @@ class FakeTop:
         end = params.get("end_date", "9999")
         received = params["rate_type"] == "get" and params["role"] == "buyer"
         found = [
-            self._only(rate, params["fields"])
+            rate
             for rate in sorted(self.rates, key=lambda r: (r["created"], r["tid"]), reverse=True)
             if received
             and start <= rate["created"] <= end
             and (result is None or not self.honour_result or rate["result"] == result)
         ]
         return self._answer(
-            "traderates_get_response", found, params, *paging, ("trade_rates", "trade_rate")
+            "traderates_get_response",
+            found,
+            params,
+            *paging,
+            ("trade_rates", "trade_rate"),
+            lambda rate: self._only(rate, params["fields"]),
         )
