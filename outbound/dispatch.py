@@ -129,8 +129,11 @@ class Dispatcher:
                     task.add_done_callback(self._done)
                 if len(jobs) < free:
                     self._wake.clear()
+                    # not asyncio.wait_for: on Python 3.11 it drops a cancel that arrives
+                    # in the tick the wake-up does (cpython#86296), and the stop is lost
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                        async with asyncio.timeout(self._poll_seconds):
+                            await self._wake.wait()
                 elif free <= 0:
                     await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
         finally:

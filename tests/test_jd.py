@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -35,6 +35,7 @@ from service.fake_platforms.jd import FAILURES, FakeJd
 from service.registry import Registry
 from tests.fakes import FrozenClock
 from tests.test_polling_contract import NOW, PollingConnectorContract
+from tests.window_poller_contract import WindowPollerContract
 
 API = "https://jos.fake.test/routerjson"
 APP_KEY = "A1B2C3D4E5F60718293A4B5C6D7E8F90"
@@ -137,33 +138,6 @@ async def test_the_window_overlaps_the_last_update_time_in_gmt8() -> None:
     window = business(fake.requests[-1])
     assert window["updateTimeBegin"] == ago(50 + 120)
     assert window["updateTimeEnd"] == ago(0)
-
-
-async def test_a_service_updated_in_the_boundary_second_is_neither_missed_nor_repeated() -> None:
-    fake = new_fake()
-    fake.add(serviceId=801, questionDesc="先到", updateTime=ago(30))
-    connector = make_connector(fake)
-    first = await connector.poll(None)
-    assert [e.message_id for e in first.events] == ["801"]
-    # JD lists a second service of the very same second only after our poll
-    fake.add(serviceId=802, questionDesc="同一秒", updateTime=ago(30))
-    second = await connector.poll(first.cursor)
-    assert [e.message_id for e in second.events] == ["802"]
-    again = await connector.poll(first.cursor)  # a crash before the commit repeats it
-    assert [e.source_key for e in again.events] == [e.source_key for e in second.events]
-    third = await connector.poll(second.cursor)
-    assert third.events == [] and third.cursor == second.cursor
-
-
-async def test_old_seen_keys_leave_the_cursor_once_out_of_the_overlap() -> None:
-    fake = new_fake()
-    fake.add(serviceId=901, updateTime=ago(1000))
-    connector = make_connector(fake, overlap_seconds=60)
-    first = await connector.poll(None)
-    fake.add(serviceId=902, updateTime=ago(10))
-    second = await connector.poll(first.cursor)
-    seen = json.loads(second.cursor or "")["seen"]
-    assert [key.split(":")[0] for key in seen] == ["902"]
 
 
 async def test_a_state_change_is_a_new_event_linked_by_service_and_order() -> None:
@@ -471,21 +445,20 @@ def test_the_buyers_words_are_kept_verbatim_and_dated_in_gmt8() -> None:
     assert wordless.description == "（京东售后未附买家文字）"
 
 
-async def test_a_service_updated_during_the_walk_pushes_no_other_past_a_page() -> None:
-    fake = new_fake()
-    for n in range(6):
-        fake.add(serviceId=1100 + n, questionDesc=f"第{n}单", updateTime=ago(100 - n))
-    answer_page = fake.handle
+class TestJdWindow(WindowPollerContract):
+    two_a_page: ClassVar[dict[str, Any]] = {"page_size": 2}
 
-    def handle(request: httpx.Request) -> httpx.Response:
-        answer = answer_page(request)
-        if len(fake.requests) == 1:  # just after page 1, the first service changes again
-            fake.update(1100, updateTime=ago(-5), serviceStatus=10005)
-        return answer
+    def platform(self) -> FakeJd:
+        return new_fake()
 
-    fake.handle = handle  # type: ignore[method-assign]
-    result = await make_connector(fake, page_size=2).poll(None)
-    # without walking again, 1102 would move up to page 1 after it was read and be missed
-    assert {e.message_id for e in result.events} == {str(1100 + n) for n in range(6)}
-    assert len(result.events) == 6  # nothing twice
-    assert [business(r)["pageNumber"] for r in fake.requests] == [1, 2, 1, 2, 3]
+    def poller(self, platform: FakeJd, **overrides: Any) -> PollingConnector:
+        return make_connector(platform, **overrides)
+
+    def add(self, platform: FakeJd, ident: int, text: str, seconds_ago: float) -> None:
+        platform.add(serviceId=ident, questionDesc=text, updateTime=ago(seconds_ago))
+
+    def change(self, platform: FakeJd, ident: int, seconds_ago: float) -> None:
+        platform.update(ident, updateTime=ago(seconds_ago), serviceStatus=10005)
+
+    def seen(self, cursor: str | None) -> list[str]:
+        return list(json.loads(cursor or "{}").get("seen", []))

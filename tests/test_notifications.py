@@ -460,3 +460,23 @@ async def test_templates_are_checked_at_start_not_at_send(desk: Desk) -> None:
     assert any("email.overdue_warning: {eta} has no value" in p for p in problems)
     assert any("texts.fax: no [notifiers.*] sends fax" in p for p in problems)
     assert not any("{eta} is not a variable" in p for p in problems)
+
+
+async def test_a_dispatcher_woken_as_it_is_stopped_still_stops(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """A wake-up (a send finishing, a job queued) in the very tick the gateway stops the
+    dispatcher must not swallow the stop: on Python 3.11, ``asyncio.wait_for`` returns the
+    finished wait and drops the cancel (cpython#86296), and the dispatcher ran on forever."""
+    desk = await open_desk(tmp_path, clock)
+    try:
+        running = asyncio.create_task(desk.dispatcher.run())
+        await asyncio.sleep(0.3)  # no work: it is in its idle wait for a wake-up
+        desk.dispatcher.wake()
+        running.cancel()
+        done, _ = await asyncio.wait({running}, timeout=5)
+        assert done == {running}, "the dispatcher did not stop"
+        assert running.cancelled()
+    finally:
+        await desk.store.aclose()
+        await desk.outbox.aclose()

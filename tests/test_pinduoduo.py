@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -42,6 +42,7 @@ from service.fake_platforms.pinduoduo import FakePinduoduo
 from service.registry import Registry
 from tests.fakes import FrozenClock
 from tests.test_polling_contract import NOW, PollingConnectorContract
+from tests.window_poller_contract import WindowPollerContract
 
 API = "https://pdd.fake.test/api/router"
 CLIENT_ID = "8f2c1e0b9a7d4c3b"
@@ -132,25 +133,6 @@ async def test_paging_stops_when_total_count_is_reached() -> None:
     assert len(result.events) == 4
 
 
-async def test_an_after_sale_leaving_the_window_while_paging_hides_no_other() -> None:
-    fake = make_fake()
-    for n in range(4):
-        fake.add(id=600 + n, updated=ago(100 - n))
-    answer = fake.handle
-
-    def update_the_first_after_page_one(request: httpx.Request) -> httpx.Response:
-        response = answer(request)
-        if len(fake.requests) == 1:  # the buyer acts on 600 while we read page 1
-            fake.change(600, updated=NOW + timedelta(seconds=5), after_sales_status=11)
-        return response
-
-    fake.handle = update_the_first_after_page_one  # type: ignore[method-assign]
-    connector = make_connector(fake, page_size=2, initial_lookback_seconds=600)
-    result = await connector.poll(None)
-    # 602 moved up to page 1 once 600 left: walked again, it is not lost
-    assert sorted(str(e.message_id) for e in result.events) == ["600", "601", "602", "603"]
-
-
 async def test_paging_that_never_ends_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("connectors.pinduoduo.MAX_PAGES", 2)
     fake = make_fake()
@@ -201,35 +183,6 @@ async def test_the_next_poll_starts_overlap_seconds_before_the_last_window() -> 
     now = int(NOW.timestamp())
     assert fake.requests[-1]["start_updated_at"] == str(now - 120)
     assert fake.requests[-1]["end_updated_at"] == str(now)
-
-
-async def test_an_after_sale_updated_in_the_boundary_second_is_neither_missed_nor_repeated() -> (
-    None
-):
-    fake = make_fake()
-    fake.add(id=801, after_sale_reason="先到", updated=ago(30))
-    connector = make_connector(fake)
-    first = await connector.poll(None)
-    assert [e.message_id for e in first.events] == ["801"]
-    # PDD indexes a second after-sale of the very same second only after our poll
-    fake.add(id=802, after_sale_reason="同一秒", updated=ago(30))
-    second = await connector.poll(first.cursor)
-    assert [e.message_id for e in second.events] == ["802"]
-    again = await connector.poll(first.cursor)  # a crash before the commit repeats it
-    assert [e.source_key for e in again.events] == [e.source_key for e in second.events]
-    third = await connector.poll(second.cursor)
-    assert third.events == [] and third.cursor == second.cursor
-
-
-async def test_old_seen_keys_leave_the_cursor_once_out_of_the_overlap() -> None:
-    fake = make_fake()
-    fake.add(id=901, updated=ago(1000))
-    connector = make_connector(fake, overlap_seconds=60)
-    first = await connector.poll(None)
-    fake.add(id=902, updated=ago(10))
-    second = await connector.poll(first.cursor)
-    seen = json.loads(second.cursor or "")["seen"]
-    assert [key.split(":")[0] for key in seen] == ["902"]
 
 
 async def test_an_unreadable_cursor_starts_from_the_lookback(
@@ -530,3 +483,22 @@ def test_a_dispute_reaches_the_stream_at_least_p2() -> None:
     assert calm.priority in ("P3", "P4")
     assert disputed.priority == "P2"
     assert disputed.channel_detail.startswith(ESCALATION_MARKER)
+
+
+class TestPinduoduoWindow(WindowPollerContract):
+    two_a_page: ClassVar[dict[str, Any]] = {"page_size": 2, "initial_lookback_seconds": 600}
+
+    def platform(self) -> FakePinduoduo:
+        return make_fake()
+
+    def poller(self, platform: FakePinduoduo, **overrides: Any) -> PollingConnector:
+        return make_connector(platform, **overrides)
+
+    def add(self, platform: FakePinduoduo, ident: int, text: str, seconds_ago: float) -> None:
+        platform.add(id=ident, after_sale_reason=text, updated=ago(seconds_ago))
+
+    def change(self, platform: FakePinduoduo, ident: int, seconds_ago: float) -> None:
+        platform.change(ident, updated=ago(seconds_ago), after_sales_status=11)
+
+    def seen(self, cursor: str | None) -> list[str]:
+        return list(json.loads(cursor or "{}").get("seen", []))

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -46,6 +46,7 @@ from service.fake_platforms.top import FakeTop
 from service.registry import Registry
 from tests.fakes import FrozenClock
 from tests.test_polling_contract import NOW, PollingConnectorContract
+from tests.window_poller_contract import WindowPollerContract
 
 API = "https://top.fake.test/router/rest"
 APP_KEY = "12345678"
@@ -158,33 +159,6 @@ async def test_the_window_overlaps_the_last_modified_time_in_gmt8() -> None:
     window = sent(fake, REFUNDS_METHOD)[-1]
     assert window["start_modified"] == top_time(50 + 120)
     assert window["end_modified"] == top_time(0)
-
-
-async def test_a_refund_modified_in_the_boundary_second_is_neither_missed_nor_repeated() -> None:
-    fake = new_fake()
-    fake.add(refund_id="801", desc="先到", modified=top_time(30))
-    connector = make_connector(fake)
-    first = await connector.poll(None)
-    assert [e.message_id for e in first.events] == ["801"]
-    # TOP indexes a second refund of the very same second only after our poll
-    fake.add(refund_id="802", desc="同一秒", modified=top_time(30))
-    second = await connector.poll(first.cursor)
-    assert [e.message_id for e in second.events] == ["802"]
-    again = await connector.poll(first.cursor)  # a crash before the commit repeats it
-    assert [e.source_key for e in again.events] == [e.source_key for e in second.events]
-    third = await connector.poll(second.cursor)
-    assert third.events == [] and third.cursor == second.cursor
-
-
-async def test_old_seen_keys_leave_the_cursor_once_out_of_the_overlap() -> None:
-    fake = new_fake()
-    fake.add(refund_id="901", modified=top_time(1000))
-    connector = make_connector(fake, overlap_seconds=60)
-    first = await connector.poll(None)
-    fake.add(refund_id="902", modified=top_time(10))
-    second = await connector.poll(first.cursor)
-    seen = json.loads(second.cursor or "")["refunds"]["seen"]
-    assert [key.split(":")[0] for key in seen] == ["902"]
 
 
 async def test_an_escalation_is_a_new_event_linked_by_refund_and_order() -> None:
@@ -728,19 +702,21 @@ async def test_a_backlog_is_distinct_realistic_refunds_of_the_last_hour() -> Non
     assert top_time(3600) <= min(times) and max(times) <= top_time(0)
 
 
-async def test_a_refund_changed_during_the_walk_pushes_no_other_past_a_page() -> None:
-    fake = new_fake()
-    refunds = [fake.add(desc=f"第{n}单", modified=top_time(100 - n)) for n in range(6)]
-    answer_page = fake.handle
+class TestTaobaoWindow(WindowPollerContract):
+    two_a_page: ClassVar[dict[str, Any]] = {"page_size": 2}
 
-    def handle(request: httpx.Request) -> httpx.Response:
-        answer = answer_page(request)
-        if len(sent(fake, REFUNDS_METHOD)) == 1:  # after page 1, the first refund changes again
-            refunds[0]["modified"] = top_time(-5)
-        return answer
+    def platform(self) -> FakeTop:
+        return new_fake()
 
-    fake.handle = handle  # type: ignore[method-assign]
-    result = await make_connector(fake, page_size=2, ratings=False).poll(None)
-    # without walking again, the third refund moves up to page 1 after it was read
-    assert sorted(e.payload["desc"] for e in result.events) == [f"第{n}单" for n in range(6)]
-    assert [r["page_no"] for r in sent(fake, REFUNDS_METHOD)] == ["1", "2", "1", "2", "3"]
+    def poller(self, platform: FakeTop, **overrides: Any) -> PollingConnector:
+        return make_connector(platform, ratings=False, **overrides)
+
+    def add(self, platform: FakeTop, ident: int, text: str, seconds_ago: float) -> None:
+        platform.add(refund_id=str(ident), desc=text, modified=top_time(seconds_ago))
+
+    def change(self, platform: FakeTop, ident: int, seconds_ago: float) -> None:
+        [refund] = [r for r in platform.refunds if r["refund_id"] == str(ident)]
+        refund |= {"modified": top_time(seconds_ago), "status": "SELLER_REFUSE_BUYER"}
+
+    def seen(self, cursor: str | None) -> list[str]:
+        return list(json.loads(cursor or "{}").get("refunds", {}).get("seen", []))
