@@ -87,6 +87,12 @@ def _md5_upper(text: str) -> str:
     return hashlib.md5(text.encode("utf-8")).hexdigest().upper()
 
 
+def wrapped_md5(params: Mapping[str, str], secret: SecretStr) -> str:
+    """``UPPER(MD5(secret + pairs + secret))``: TOP's ``md5``, JOS's and Pinduoduo's sign."""
+    key = secret.get_secret_value()
+    return _md5_upper(key + signed_pairs(params) + key)
+
+
 def _unix_seconds(moment: datetime) -> str:
     return str(int(_gmt8(moment).timestamp()))
 
@@ -122,10 +128,10 @@ def top_sign(params: Mapping[str, str], secret: SecretStr, method: TopSignMethod
     ``md5`` hashes ``secret + pairs + secret``; ``hmac`` is HMAC-MD5 and
     ``hmac-sha256`` HMAC-SHA256, both keyed with the secret over the pairs alone.
     """
+    if method == "md5":
+        return wrapped_md5(params, secret)
     joined = signed_pairs(params)
     key = secret.get_secret_value()
-    if method == "md5":
-        return _md5_upper(key + joined + key)
     if method == "hmac":
         digest = hashlib.md5
     elif method == "hmac-sha256":
@@ -195,8 +201,7 @@ def jd_sign(params: Mapping[str, str], secret: SecretStr) -> str:
 
     That includes ``access_token`` and ``360buy_param_json``, which sorts first.
     """
-    key = secret.get_secret_value()
-    return _md5_upper(key + signed_pairs(params) + key)
+    return wrapped_md5(params, secret)
 
 
 def jd_request_params(
@@ -232,8 +237,7 @@ PDD_PUBLIC_PARAMETERS = frozenset(
 
 def pdd_sign(params: Mapping[str, str], client_secret: SecretStr) -> str:
     """``UPPER(MD5(client_secret + pairs + client_secret))``; there is no ``sign_method``."""
-    key = client_secret.get_secret_value()
-    return _md5_upper(key + signed_pairs(params) + key)
+    return wrapped_md5(params, client_secret)
 
 
 def pdd_request_params(

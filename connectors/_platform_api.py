@@ -8,6 +8,7 @@ envelope's codes, which differ per platform, go to the caller's ``classify``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,24 @@ import httpx
 
 from connectors._json import parse_json_object
 from connectors.errors import ChannelError, ChannelRateLimited, ChannelUnavailable, PayloadError
+
+#: What may be quoted from a platform's answer in a key, a log line or an error.
+_LABEL = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
+
+
+def label(value: Any) -> str:
+    """``value`` as a short safe token (a code, a status, a request id), else ``?``."""
+    text = str(value) if value is not None else ""
+    return text if _LABEL.fullmatch(text) else "?"
+
+
+def whole_number(value: Any) -> int | None:
+    """A number the platform sends as an integer or a digit string; None when absent or odd."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 async def post_form(

@@ -80,7 +80,7 @@ from pydantic import Field, SecretStr
 
 from connectors._json import parse_json_object
 from connectors._marketplace_signing import GMT8, JdTimestampStyle, jd_request_params
-from connectors._platform_api import post_form
+from connectors._platform_api import label, post_form, whole_number
 from connectors._window import WindowPosition
 from connectors.base import ConnectorSettings
 from connectors.errors import (
@@ -122,7 +122,6 @@ AUTH_CODES = frozenset({12, 16, 18, 19})
 _RATE_WORDS = ("限流", "频率", "超限", "limit")
 _UNAVAILABLE_WORDS = ("繁忙", "超时", "不可用", "busy", "unavailable", "timeout", "timed out")
 _AUTH_WORDS = ("access_token", "token", "授权")
-_LABEL = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
 _SERVICE_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 #: Epoch milliseconds a JD time may hold (2000 to 2100).
 _MILLIS = (946_684_800_000, 4_102_444_800_000)
@@ -184,24 +183,17 @@ def parse_jd_time(value: Any) -> datetime:
     raise ValueError("not a JD time")
 
 
-def _label(value: Any) -> str:
-    text = str(value) if value is not None else ""
-    return text if _LABEL.fullmatch(text) else "?"
-
-
-def _code(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return -1
+def _number(value: Any) -> int:
+    """A code or count as a number, -1 when absent or odd."""
+    number = whole_number(value)
+    return -1 if number is None else number
 
 
 def classify_error(error: Mapping[str, Any]) -> ChannelError:
     """The exception for one JOS error body; messages carry codes, never secrets or text."""
-    code = _code(error.get("code"))
+    code = _number(error.get("code"))
     words = f"{error.get('zh_desc') or ''} {error.get('en_desc') or ''}".lower()
-    request_id = _label(error.get("request_id") or error.get("requestId"))
+    request_id = label(error.get("request_id") or error.get("requestId"))
     what = f"JOS error {code} (request id {request_id})"
     if code in RATE_LIMIT_CODES or any(w in words for w in _RATE_WORDS):
         return ChannelRateLimited(what)
@@ -258,7 +250,7 @@ def service_event(
     """One service (an item of ``pageResult.data``) as a RawEvent; see the module docstring."""
     service_id = _service_id(service)
     updated = service_updated(service)
-    status = _label(service.get(STATUS) if service.get(STATUS) not in (None, "") else "-")
+    status = label(service.get(STATUS) if service.get(STATUS) not in (None, "") else "-")
     return RawEvent(
         channel="jd",
         source_key=f"{service_id}:{jd_time(updated)}:{status}",
@@ -336,7 +328,7 @@ class JdConnector(PollingConnector):
                 services = []
             for service in services:
                 self._take(service, now, seen, events, rejected, taken)
-            total = _code(result.get(TOTAL_KEY))
+            total = _number(result.get(TOTAL_KEY))
             if page == 1:
                 first_total = total
             elif 0 <= total < first_total and rewalks < REWALKS:

@@ -89,7 +89,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from connectors._json import parse_json_object
 from connectors._marketplace_signing import GMT8, pdd_request_params
-from connectors._platform_api import post_form
+from connectors._platform_api import label, post_form, whole_number
 from connectors.base import ConnectorSettings
 from connectors.errors import (
     ChannelAuthError,
@@ -125,7 +125,6 @@ AUTH_CODES = frozenset({10012, 10016, 10019})
 _RATE_WORDS = re.compile(r"限流|频繁|frequen|rate.?limit", re.IGNORECASE)
 _BUSY_WORDS = re.compile(r"服务繁忙|系统错误|系统异常|服务超时|busy", re.IGNORECASE)
 _TOKEN_WORDS = re.compile(r"access_token.{0,12}(过期|失效|无效|invalid|expired)", re.IGNORECASE)
-_LABEL = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
 _UNIX = re.compile(r"[0-9]{9,11}", re.ASCII)
 _ID = re.compile(r"[0-9]{1,30}", re.ASCII)
 #: Unix seconds a platform time may hold (2001 to 2100).
@@ -203,25 +202,18 @@ def _unix(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _label(value: Any) -> str:
-    text = str(value) if value is not None else ""
-    return text if _LABEL.fullmatch(text) else "?"
-
-
-def _code(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return -1
+def _number(value: Any) -> int:
+    """A code or count as a number, -1 when absent or odd."""
+    number = whole_number(value)
+    return -1 if number is None else number
 
 
 def classify_error(error: Mapping[str, Any]) -> ChannelError:
     """The exception for one ``error_response``; messages carry codes, never secrets."""
-    code = _code(error.get("error_code"))
+    code = _number(error.get("error_code"))
     words = " ".join(str(error.get(k) or "") for k in ("error_msg", "sub_code", "sub_msg"))
-    request_id = _label(error.get("request_id"))
-    what = f"PDD error {code} {_label(error.get('sub_code'))} (request_id {request_id})"
+    request_id = label(error.get("request_id"))
+    what = f"PDD error {code} {label(error.get('sub_code'))} (request_id {request_id})"
     if code in RATE_LIMIT_CODES or _RATE_WORDS.search(words):
         return ChannelRateLimited(what)
     if code in AUTH_CODES or _TOKEN_WORDS.search(words):
@@ -232,7 +224,7 @@ def classify_error(error: Mapping[str, Any]) -> ChannelError:
         "pinduoduo request refused as malformed: error_code %s sub_code %s request_id %s; "
         "poll skipped until the next interval",
         code,
-        _label(error.get("sub_code")),
+        label(error.get("sub_code")),
         request_id,
     )
     return ChannelError(what + ": request refused, a bug in the gateway")
@@ -244,7 +236,7 @@ def refund_page(answer: Mapping[str, Any]) -> tuple[list[Any], int | None]:
     if not isinstance(body, Mapping):
         raise ChannelUnavailable(f"PDD answer holds no {RESPONSE_KEY}")
     items = body.get("refund_list")
-    total = _code(body.get("total_count"))
+    total = _number(body.get("total_count"))
     return (items if isinstance(items, list) else []), (total if total >= 0 else None)
 
 
@@ -283,7 +275,7 @@ def refund_event(
             "an after-sale's updated_time is not a PDD time", "invalid_field"
         ) from None
     status = refund.get("after_sales_status")
-    key = f"{after_sales_id}:{_unix(updated)}:{_label(status if status is not None else '-')}"
+    key = f"{after_sales_id}:{_unix(updated)}:{label(status if status is not None else '-')}"
     return RawEvent(
         channel="pinduoduo",
         source_key=key,

@@ -93,7 +93,7 @@ from pydantic import Field, SecretStr
 
 from connectors._json import parse_json_object
 from connectors._marketplace_signing import GMT8, TopSignMethod, top_request_params
-from connectors._platform_api import post_form
+from connectors._platform_api import label, post_form, whole_number
 from connectors._window import WindowPosition as Position
 from connectors.base import ConnectorSettings
 from connectors.errors import (
@@ -146,7 +146,6 @@ RATE_LIMIT_CODES = frozenset({7})
 UNAVAILABLE_CODES = frozenset({10, 15, 520})
 AUTH_CODES = frozenset({11, 12, 25, 26, 27, 28, 29, 53})
 _BAN_SECONDS = re.compile(r"(\d{1,6})\s*more\s*second", re.IGNORECASE)
-_LABEL = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
 
 
 class TaobaoSettings(PollingSettings):
@@ -188,11 +187,6 @@ def parse_top_time(text: str) -> datetime:
     return datetime.strptime(text, TOP_TIME).replace(tzinfo=GMT8)
 
 
-def _label(value: Any) -> str:
-    text = str(value) if value is not None else ""
-    return text if _LABEL.fullmatch(text) else "?"
-
-
 def classify_error(error: Mapping[str, Any]) -> ChannelError:
     """The exception for one ``error_response``; messages carry codes, never secrets."""
     code_value = error.get("code")
@@ -200,8 +194,8 @@ def classify_error(error: Mapping[str, Any]) -> ChannelError:
     if isinstance(code_value, str) and code_value.isdigit():
         code = int(code_value)
     sub_code = str(error.get("sub_code") or "").lower()
-    request_id = _label(error.get("request_id"))
-    what = f"TOP error {code} {_label(error.get('sub_code'))} (request_id {request_id})"
+    request_id = label(error.get("request_id"))
+    what = f"TOP error {code} {label(error.get('sub_code'))} (request_id {request_id})"
     if (
         code in RATE_LIMIT_CODES
         or sub_code.startswith("accesscontrol.")
@@ -217,7 +211,7 @@ def classify_error(error: Mapping[str, Any]) -> ChannelError:
         "taobao request refused as malformed: code %s sub_code %s request_id %s; "
         "poll skipped until the next interval",
         code,
-        _label(error.get("sub_code")),
+        label(error.get("sub_code")),
         request_id,
     )
     return ChannelError(what + ": request refused, a bug in the gateway")
@@ -297,8 +291,8 @@ def refund_event(
     if refund_id in (None, ""):
         raise MalformedPayload("a refund has no refund_id or modified time", "missing_field")
     modified = _required_time(refund, "modified", "refund")
-    status = _label(refund.get("status") or "-")
-    cs_status = _label(refund.get("cs_status") if refund.get("cs_status") is not None else "-")
+    status = label(refund.get("status") or "-")
+    cs_status = label(refund.get("cs_status") if refund.get("cs_status") is not None else "-")
     key = f"{refund_id}:{modified}:{status}:{cs_status}"
     payload = dict(refund)
     for name in DETAIL_FIELDS.split(","):
@@ -322,11 +316,11 @@ def rate_event(
 ) -> RawEvent:
     """One rating (an item of ``trade_rates.trade_rate``) as a RawEvent; see the module doc."""
     tid = rate.get("tid")
-    if tid in (None, "") or not _LABEL.fullmatch(str(tid)):
+    if tid in (None, "") or label(tid) == "?":
         raise MalformedPayload("a rating has no tid", "missing_field")
     created = _required_time(rate, "created", "rating")
     oid = rate.get("oid")
-    thread = f"rate:{tid}:{_label(oid) if oid not in (None, '') else '-'}"
+    thread = f"rate:{tid}:{label(oid) if oid not in (None, '') else '-'}"
     return RawEvent(
         channel="taobao",
         source_key=f"{thread}:{created}",
@@ -337,15 +331,6 @@ def rate_event(
         message_id=thread,
         connector=connector,
     )
-
-
-def _count(value: Any) -> int | None:
-    """A count TOP sends as a number or a digit string; None when absent or odd."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
 
 
 def _listed(body: Mapping[str, Any], outer: str, inner: str) -> list[Any]:
@@ -415,7 +400,7 @@ class TaobaoConnector(PollingConnector):
             listed = _listed(body, outer, inner)
             items += listed
             if counted:
-                total = _count(body.get("total_results"))
+                total = whole_number(body.get("total_results"))
                 if total is None:
                     raise ChannelUnavailable(f"TOP answer to {method} holds no total_results")
                 if page == 1:

@@ -21,6 +21,7 @@ import secrets
 import string
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -810,20 +811,27 @@ _OUTCOMES = {
 }
 
 
-async def _first_record_of(outbox: SQLiteOutbox, openid: str) -> str:
+async def _first_record(outbox: SQLiteOutbox, what: str, matches: Callable[[Any], bool]) -> str:
+    """The first record in the outbox that ``matches`` (given the record as JSON)."""
     for entry in await outbox.select(since=datetime(2000, 1, 1, tzinfo=UTC)):
-        contacts = json.loads(entry.record_json)["customer"]["contacts"]
-        if contacts.get("wechat_openid") == openid:
+        if matches(json.loads(entry.record_json)):
             return entry.record_id
-    raise LookupError(f"no record of {mask_id(openid)}")
+    raise LookupError(f"no record {what}")
+
+
+async def _first_record_of(outbox: SQLiteOutbox, openid: str) -> str:
+    return await _first_record(
+        outbox,
+        f"of {mask_id(openid)}",
+        lambda r: r["customer"]["contacts"].get("wechat_openid") == openid,
+    )
 
 
 async def _record_of(outbox: SQLiteOutbox, connector: str) -> str:
     """The first record a connector took in."""
-    for entry in await outbox.select(since=datetime(2000, 1, 1, tzinfo=UTC)):
-        if json.loads(entry.record_json)["source"]["connector"] == connector:
-            return entry.record_id
-    raise LookupError(f"no record from {connector}")
+    return await _first_record(
+        outbox, f"from {connector}", lambda r: r["source"]["connector"] == connector
+    )
 
 
 def _counts(metrics: GatewayMetrics, connector: str) -> dict[str, float]:
